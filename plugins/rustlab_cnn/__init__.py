@@ -1,0 +1,16 @@
+"""The reference 3-conv CNN classifier (rust / no rust), registered as model ``cnn``."""
+
+from rustlab import hookimpl
+
+from rustlab_cnn.model import CNNConfig, build_cnn
+
+
+@hookimpl
+def rustlab_register_models(register):
+    register(
+        "cnn",
+        task="classification",
+        config=CNNConfig,
+        build=build_cnn,
+        description="The seed's 3-conv CNN (3->32->64->128, FC 512, dropout 0.5), configurable kernels",
+    )

@@ -1,0 +1,3 @@
+from rustlab.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""Checkpoints: weights in safetensors, everything else as JSON in the same file's header.
+
+Loading never unpickles: safetensors holds raw tensors only, and the metadata is JSON. A
+checkpoint is validated (format, version, plugin, config, tensor shapes) before any weight
+reaches a model, and every failure is a one-line CheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rustlab import __version__
+from rustlab.errors import CheckpointError
+
+FORMAT = "rustlab-checkpoint"
+FORMAT_VERSION = 1
+_META_KEY = "rustlab"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path, tensors: dict, meta: dict) -> Path:
+    """Write ``tensors`` (name -> tensor) and ``meta`` (JSON-able) atomically."""
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "rustlab_version": __version__, **meta}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    header = {_META_KEY: json.dumps(meta)}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+    return Path(path)
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata of a checkpoint, validated; no tensor is read."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                return read_metadata(path / name)
+        raise CheckpointError(f"{path}: folder holds no best.safetensors or last.safetensors")
+    try:
+        with safe_open(str(path), "pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable rustlab checkpoint ({_first_line(exc)}); "
+                              "expected a .safetensors file written by rustlab") from None
+    try:
+        meta = json.loads(header[_META_KEY])
+    except (KeyError, ValueError, TypeError):
+        raise CheckpointError(f"{path}: a safetensors file without rustlab metadata") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a rustlab checkpoint")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by rustlab {meta.get('rustlab_version')} (format {meta.get('format_version')}); "
+            f"this is rustlab {__version__}: upgrade rustlab to load it")
+    for key in ("model", "task", "model_config", "class_names", "rust_index", "preprocessing"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata lacks {key!r}")
+    meta["path"] = str(path)
+    return meta
+
+
+def load_checkpoint(path, prefix: str = "model.") -> tuple[dict, dict]:
+    """(tensors whose name starts with ``prefix``, without it; metadata)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(meta["path"])
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{meta['path']}: damaged checkpoint ({_first_line(exc)})") from None
+    selected = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return selected, meta
+
+
+def build_model_from_checkpoint(path):
+    """(model with weights loaded, in eval mode; metadata). Validates plugin, config and shapes."""
+    from rustlab.errors import RustlabError
+    from rustlab.registry import get_model_spec
+
+    state, meta = load_checkpoint(path)
+    try:
+        spec = get_model_spec(meta["model"])
+    except RustlabError:
+        raise CheckpointError(f"{meta['path']}: made by model plugin {meta['model']!r}, "
+                              "which is not installed here (see `rustlab models`)") from None
+    try:
+        config = spec.make_config(meta["model_config"])
+        model = spec.build(config)
+    except Exception as exc:  # noqa: BLE001 - a bad config from a file is the user's problem, told in one line
+        raise CheckpointError(f"{meta['path']}: config does not build model {meta['model']!r}: "
+                              f"{_first_line(exc)}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                  else f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, config expects "
+                  f"{tuple(expected[wrong[0]].shape)}")
+        raise CheckpointError(f"{meta['path']}: weights do not match the model config ({detail})")
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

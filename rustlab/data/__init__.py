@@ -1,0 +1,1 @@
+"""Data: decoding images safely, sources (hub, folders, parquet, builtin), splits, caches."""
