@@ -60,7 +60,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         raise RustlabError(f"--data {data}: no readable images in the {split} split")
     decoded.labels = _model_labels(decoded.labels, source.class_names, source.rust_index,
                                    meta["class_names"], meta["rust_index"])
-    metrics = evaluate_decoded(model, decoded, task, dev, meta["rust_index"], batch_size=batch_size)
+    metrics = evaluate_decoded(model, decoded, task, dev, meta["rust_index"], batch_size=batch_size,
+                               calibration=meta.get("calibration"))
     return {
         "checkpoint": meta["path"],
         "model": meta["model"],

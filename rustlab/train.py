@@ -103,7 +103,7 @@ def train_one_epoch(model, loader, task, optimizer, scheduler, device, cfg: Trai
     from rustlab.device import autocast_context
 
     model.train()
-    meter = task.new_meter(rust_index)
+    meter = task.new_meter(rust_index, None)
     for images, targets, labels in loader:
         images = normalize(images.to(device, non_blocking=True))
         targets = targets.to(device, non_blocking=True)
@@ -128,27 +128,47 @@ def train_one_epoch(model, loader, task, optimizer, scheduler, device, cfg: Trai
     return meter.compute()
 
 
-def evaluate_decoded(model, decoded, task, device, rust_index: int, batch_size: int = 64, amp: bool = True,
-                     label_smoothing: float = 0.0) -> dict:
-    """Metrics of ``model`` on a DecodedSet (no augmentation)."""
+def iterate_outputs(model, decoded, task, device, batch_size: int = 64, amp: bool = True):
+    """Yield (outputs float32, targets, labels) over a DecodedSet in order, without augmentation."""
     import torch
 
     from rustlab.data.transforms import DecodedDataset, normalize
     from rustlab.device import autocast_context
 
     model.eval()
-    meter = task.new_meter(rust_index)
-    dataset = DecodedDataset(decoded, target=task.target)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = torch.utils.data.DataLoader(DecodedDataset(decoded, target=task.target), batch_size=batch_size)
     with torch.inference_mode():
         for images, targets, labels in loader:
-            images = normalize(images.to(device))
-            targets = targets.to(device)
             with autocast_context(device, amp):
-                outputs = model(images)
-            loss = task.loss(outputs, targets, label_smoothing=label_smoothing)
-            meter.update(outputs, targets, labels == rust_index, loss=loss)
+                outputs = model(normalize(images.to(device)))
+            yield outputs.float(), targets.to(device), labels
+
+
+def evaluate_decoded(model, decoded, task, device, rust_index: int, batch_size: int = 64, amp: bool = True,
+                     label_smoothing: float = 0.0, calibration: dict | None = None) -> dict:
+    """Metrics of ``model`` on a DecodedSet (no augmentation)."""
+    meter = task.new_meter(rust_index, calibration)
+    for outputs, targets, labels in iterate_outputs(model, decoded, task, device, batch_size, amp):
+        loss = task.loss(outputs, targets, label_smoothing=label_smoothing)
+        meter.update(outputs, targets, labels == rust_index, loss=loss)
     return meter.compute()
+
+
+def calibrate(model, decoded, task, device, rust_index: int, amp: bool = True) -> dict | None:
+    """Post-training fit on validation data (e.g. a temperature, a rust-area threshold), if the task has one.
+
+    Tasks opt in with ``calibrate(outputs, targets, rust_targets) -> dict``; the result is stored
+    in the checkpoint as ``calibration`` and read back by metrics and ``interpret``."""
+    import torch
+
+    if not hasattr(task, "calibrate"):
+        return None
+    outs, tgts, rust = [], [], []
+    for outputs, targets, labels in iterate_outputs(model, decoded, task, device, amp=amp):
+        outs.append(outputs.cpu())
+        tgts.append(targets.cpu())
+        rust.append(labels == rust_index)
+    return task.calibrate(torch.cat(outs), torch.cat(tgts), torch.cat(rust))
 
 
 def _run_dir(cfg: TrainConfig) -> Path:
@@ -284,10 +304,21 @@ def train(cfg: TrainConfig, log=log_line) -> RunResult:
     test_metrics = None
     from rustlab.checkpoint import build_model_from_checkpoint
 
-    best_model, _ = build_model_from_checkpoint(run_dir / "best.safetensors")
+    best_model, best_meta = build_model_from_checkpoint(run_dir / "best.safetensors")
     best_model.to(device)
+    calibration = calibrate(best_model, data.decoded["validation"], task, device, rust_index, amp=cfg.amp)
+    if calibration is not None:
+        from rustlab.checkpoint import load_checkpoint
+
+        state, _ = load_checkpoint(run_dir / "best.safetensors")
+        best_meta.pop("path", None)
+        save_checkpoint(run_dir / "best.safetensors", {f"model.{k}": v for k, v in state.items()},
+                        {**best_meta, "calibration": calibration})
+        log("calibration on validation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in calibration.items()))
     if "test" in data.decoded and len(data.decoded["test"]):
-        test_metrics = evaluate_decoded(best_model, data.decoded["test"], task, device, rust_index, amp=cfg.amp)
+        test_metrics = evaluate_decoded(best_model, data.decoded["test"], task, device, rust_index, amp=cfg.amp,
+                                        calibration=calibration)
         (run_dir / "test_metrics.json").write_text(json.dumps(
             {"epoch": best_epoch, "split": "test", "data": cfg.data, **test_metrics}, indent=2))
         log(f"test ({len(data.decoded['test'])} images, best epoch {best_epoch}): "

@@ -9,8 +9,9 @@ from rustlab.metrics import binary_metrics
 
 
 class ClassificationMeter:
-    def __init__(self, rust_index: int):
+    def __init__(self, rust_index: int, calibration: dict | None = None):
         self.rust_index = rust_index
+        self.calibration = calibration or {}
         self.probs: list[torch.Tensor] = []
         self.rust: list[torch.Tensor] = []
         self.loss_sum = 0.0
@@ -48,12 +49,12 @@ class ClassificationTask:
         # float32 even under autocast: small logit differences matter for the softmax
         return F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)
 
-    def new_meter(self, rust_index: int) -> ClassificationMeter:
-        return ClassificationMeter(rust_index)
+    def new_meter(self, rust_index: int, calibration: dict | None = None) -> ClassificationMeter:
+        return ClassificationMeter(rust_index, calibration)
 
     def interpret(self, outputs, meta: dict) -> list[dict]:
         """Per image: predicted class, its confidence, and the probability of rust."""
-        temperature = float(meta.get("temperature") or 1.0)
+        temperature = float((meta.get("calibration") or {}).get("temperature") or 1.0)
         probs = (outputs.detach().float() / temperature).softmax(dim=1).cpu()
         names = meta["class_names"]
         rust_index = meta["rust_index"]
