@@ -22,3 +22,13 @@ class CheckpointError(RustlabError):
 
 class DataError(RustlabError):
     """A data source that cannot be read or has the wrong shape."""
+
+
+class Interrupted(RustlabError):
+    """Training stopped by SIGINT/SIGTERM after its resumable state was saved.
+
+    Printed as is (no ``error:``), with the shell's exit code for the signal (130, 143)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -42,8 +42,10 @@ def test_predictor_matches_training_preprocessing(predictor, cnn_run):
     source = load_source("builtin:96")
     ex = assign_splits(source, seed=0)["test"][0]
     decoded = load_decoded([ex], 32)
+    temperature = (predictor.meta.get("calibration") or {}).get("temperature", 1.0)
     with torch.inference_mode():
-        expected = predictor.model(normalize(decoded.images)).softmax(1)[0, predictor.meta["rust_index"]]
+        logits = predictor.model(normalize(decoded.images)) / temperature
+        expected = logits.softmax(1)[0, predictor.meta["rust_index"]]
     got = predictor.predict(ex.image, name=ex.key).rust_probability
     assert got == pytest.approx(float(expected), abs=1e-6)
 
