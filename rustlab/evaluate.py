@@ -46,8 +46,12 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
+    # A task that can score without masks (a segmenter's image-level call) accepts label-only data.
+    image_level = getattr(task, "without_masks", None)
     source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None,
-                         task=task.name)
+                         task=None if image_level else task.name)
+    if task.target == "mask" and not source.has_masks:
+        task = image_level()
     if split == "all":
         examples = source.examples
     else:

@@ -10,31 +10,57 @@ from rustlab.metrics import binary_metrics
 
 class ClassificationMeter:
     def __init__(self, rust_index: int, calibration: dict | None = None):
+        from rustlab.calibration import temperature_of
+
         self.rust_index = rust_index
         self.calibration = calibration or {}
-        self.probs: list[torch.Tensor] = []
+        self.temperature = temperature_of(self.calibration)
+        self.logits: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
         self.rust: list[torch.Tensor] = []
         self.loss_sum = 0.0
         self.count = 0
 
     def update(self, outputs, targets, rust_targets, loss=None):
-        probs = outputs.detach().float().softmax(dim=1).cpu()
-        self.probs.append(probs)
+        logits = outputs.detach().float().cpu()
+        self.logits.append(logits)
+        self.targets.append(targets.detach().long().cpu())
         self.rust.append(rust_targets.detach().bool().cpu())
         if loss is not None:
-            self.loss_sum += float(loss) * len(probs)
-            self.count += len(probs)
+            self.loss_sum += float(loss) * len(logits)
+            self.count += len(logits)
 
     def compute(self) -> dict:
-        if not self.probs:
+        if not self.logits:
             return {"n": 0}
-        probs = torch.cat(self.probs)
+        logits = torch.cat(self.logits)
         rust = torch.cat(self.rust)
-        pred_rust = probs.argmax(dim=1) == self.rust_index
-        result = binary_metrics(pred_rust, rust, probs[:, self.rust_index])
+        # argmax of the logits: the label a temperature can never change
+        pred_rust = logits.argmax(dim=1) == self.rust_index
+        # ROC-AUC ranks by the log-probability of rust: a softmax saturates to exactly 0 or 1 in
+        # float32 for confident images and would turn them into ties. Taken at T = 1, so the AUC
+        # is the same with or without calibration.
+        rust_score = logits.double().log_softmax(dim=1)[:, self.rust_index]
+        result = binary_metrics(pred_rust, rust, rust_score)
         if self.count:
             result["loss"] = self.loss_sum / self.count
+        result.update(self._calibration_metrics(logits.numpy(), torch.cat(self.targets).numpy()))
         return result
+
+    def _calibration_metrics(self, logits, targets) -> dict:
+        """``ece`` of the confidences as shown (calibrated where there is a temperature); with a
+        temperature also ``ece_uncalibrated``; ``reliability`` holds the bins for a diagram."""
+        from rustlab.calibration import ECE_BINS, ece_from_bins, reliability_bins, top_label
+
+        known = targets >= 0  # unlabelled images count for nothing here
+        logits, targets = logits[known], targets[known]
+        raw = reliability_bins(*top_label(logits, targets))
+        if not self.calibration:
+            return {"ece": ece_from_bins(raw), "reliability": {"bins": ECE_BINS, "uncalibrated": raw}}
+        calibrated = reliability_bins(*top_label(logits, targets, self.temperature))
+        return {"ece": ece_from_bins(calibrated), "ece_uncalibrated": ece_from_bins(raw),
+                "temperature": self.temperature,
+                "reliability": {"bins": ECE_BINS, "uncalibrated": raw, "calibrated": calibrated}}
 
 
 class ClassificationTask:
@@ -52,15 +78,38 @@ class ClassificationTask:
     def new_meter(self, rust_index: int, calibration: dict | None = None) -> ClassificationMeter:
         return ClassificationMeter(rust_index, calibration)
 
+    def calibrate(self, outputs, targets, rust_targets) -> dict:
+        """Temperature scaling fitted by NLL on (validation) logits; stored in the checkpoint."""
+        from rustlab.calibration import expected_calibration_error, fit_temperature, nll, top_label
+
+        logits = outputs.detach().float().cpu().numpy()
+        labels = targets.detach().long().cpu().numpy()
+        known = labels >= 0
+        logits, labels = logits[known], labels[known]
+        if len(labels) == 0:
+            return {"method": "none", "temperature": 1.0, "n": 0}
+        t = fit_temperature(logits, labels)
+        return {
+            "method": "temperature",
+            "temperature": t,
+            "n": int(len(labels)),
+            "nll_before": nll(logits, labels),
+            "nll_after": nll(logits, labels, t),
+            "ece_before": expected_calibration_error(*top_label(logits, labels)),
+            "ece_after": expected_calibration_error(*top_label(logits, labels, t)),
+        }
+
     def interpret(self, outputs, meta: dict) -> list[dict]:
-        """Per image: predicted class, its confidence, and the probability of rust."""
-        temperature = float((meta.get("calibration") or {}).get("temperature") or 1.0)
-        probs = (outputs.detach().float() / temperature).softmax(dim=1).cpu()
+        """Per image: predicted class, its (calibrated) confidence, and the probability of rust."""
+        from rustlab.calibration import temperature_of
+
+        temperature = temperature_of(meta.get("calibration"))
+        logits = outputs.detach().float().cpu()
+        probs = (logits / temperature).softmax(dim=1)
         names = meta["class_names"]
         rust_index = meta["rust_index"]
         results = []
-        for row in probs:
-            k = int(row.argmax())
+        for row, k in zip(probs, logits.argmax(dim=1).tolist()):  # label from the logits: T never changes it
             results.append(
                 {
                     "label": names[k],
