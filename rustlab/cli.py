@@ -79,23 +79,52 @@ def models_cmd(as_json):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a model config field, e.g. --set kernel_size=5 --set batch_norm=true.")
 @click.option("--no-cache", is_flag=True, help="Decode images again instead of reusing the cache.")
-def train_cmd(config_file, sets, no_cache, **flags):
-    """Train a model plugin; writes a run folder with checkpoints, metrics and curves."""
+@click.option("--resume", type=click.Path(file_okay=False), default=None, metavar="RUN_DIR",
+              help="Continue an interrupted run from its last completed epoch, with its own settings "
+                   "(only --device, --workers, --no-cache may change).")
+def train_cmd(config_file, sets, no_cache, resume, **flags):
+    """Train a model plugin; writes a run folder with checkpoints, metrics and curves.
+
+    Exit code 3: the run finished but some images could not be read (listed at the end)."""
     from rustlab.config import resolve_config
     from rustlab.train import train
 
     if no_cache:
         flags["cache"] = False
-    cfg = resolve_config(config_file, flags, sets)
-    train(cfg)
+    if resume:
+        from rustlab.train_state import resume_config
+
+        fixed = sorted(k for k, v in flags.items() if v is not None and k not in ("device", "workers", "cache"))
+        if fixed or config_file or sets:
+            name = fixed[0].replace("_", "-") if fixed else "config" if config_file else "set"
+            raise click.UsageError(f"--resume continues the run with its own settings; drop --{name}")
+        cfg = resume_config(resume, **{k: flags.get(k) for k in ("device", "workers", "cache")})
+    else:
+        cfg = resolve_config(config_file, flags, sets)
+    if train(cfg, resume=resume).partial:
+        sys.exit(EXIT_PARTIAL)
+
+
+_PIXEL_COLUMNS = {"iou": "iou", "dice": "dice", "pixel_precision": "px_prec", "pixel_recall": "px_rec"}
 
 
 def _print_metrics_table(results: list[dict]):
-    cols = ("accuracy", "precision", "recall", "f1", "roc_auc")
-    click.echo(f"{'data':<40} {'split':<10} " + " ".join(f"{c:>9}" for c in cols) + f" {'n':>6}")
+    cols = {c: c for c in ("accuracy", "precision", "recall", "f1", "roc_auc")}
+    if any("image_call" in r for r in results):  # a segmenter: rust-class pixel metrics first
+        cols = {**_PIXEL_COLUMNS, **cols}
+    click.echo(f"{'data':<40} {'split':<10} " + " ".join(f"{h:>9}" for h in cols.values()) + f" {'n':>6}")
     for r in results:
         vals = " ".join(f"{r[c]:>9.4f}" if isinstance(r.get(c), float) else f"{'-':>9}" for c in cols)
         click.echo(f"{r['data'][-40:]:<40} {r['split']:<10} {vals} {r['n']:>6}")
+    for r in results:
+        if "image_call" in r:
+            call = r["image_call"]
+            pixels = "pixel metrics over all pixels of the split (rust class); " if "iou" in r else \
+                "no masks in this data: image-level call only; "
+            click.echo(f"{r['data'][-40:]}: {pixels}accuracy..roc_auc: image called rust when its rust area "
+                       f"> {100 * call['area_threshold']:.2f}% ("
+                       + ("threshold chosen on validation)" if call["threshold_from"] == "validation"
+                          else "default threshold: the checkpoint has no calibration)"))
 
 
 @cli.command("evaluate")
@@ -105,13 +134,25 @@ def _print_metrics_table(results: list[dict]):
               help="'all' scores every image, for a set the model never saw.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def evaluate_cmd(checkpoint, data, split, device, as_json):
-    """Accuracy, precision, recall, F1 (rust positive), ROC-AUC and confusion matrix."""
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the reliability diagrams (reliability-<split>[-<data>].png). "
+                   "[default: the checkpoint's folder]")
+def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
+    """Accuracy, precision, recall, F1 (rust positive), ROC-AUC, confusion matrix and calibration (ECE)."""
+    from pathlib import Path
+
     from rustlab.evaluate import evaluate_checkpoint
 
+    if plots_dir:  # fail before the evaluation, not after it
+        try:
+            Path(plots_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(f"--plots {plots_dir}: cannot create folder ({exc.strerror or exc})")
     results = [evaluate_checkpoint(checkpoint, d, split, device) for d in (data or [None])]
+    _write_reliability_plots(results, list(data), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        _report_skipped(results)
         return
     _print_metrics_table(results)
     for r in results:
@@ -119,22 +160,92 @@ def evaluate_cmd(checkpoint, data, split, device, as_json):
         click.echo(f"\n{r['data']} [{r['split']}]: confusion (rows true, columns predicted)")
         click.echo(f"{'':>12} {'no_rust':>8} {'rust':>8}")
         click.echo(f"{'no_rust':>12} {tn:>8} {fp:>8}\n{'rust':>12} {fn:>8} {tp:>8}")
-        if r["skipped"]:
-            click.echo(f"{len(r['skipped'])} unreadable image(s) skipped, e.g. {r['skipped'][0]['file']}", err=True)
+        if "ece" in r:
+            after = (f"{r['ece_uncalibrated']:.4f} uncalibrated -> {r['ece']:.4f} with temperature "
+                     f"{r['temperature']:.3g} (fitted on validation)" if "ece_uncalibrated" in r
+                     else f"{r['ece']:.4f} (the checkpoint has no temperature)")
+            click.echo(f"expected calibration error (15 bins): {after}")
+        if r.get("reliability_plot"):
+            click.echo(f"reliability diagram: {r['reliability_plot']}")
+    _report_skipped(results)
+
+
+def _report_skipped(results: list[dict]) -> None:
+    """One `error: FILE: reason` line per unreadable image, then exit 3 (partial) if there was any."""
+    skipped = [s for r in results for s in r["skipped"]]
+    for s in skipped:
+        click.echo(f"error: {s['file']}: {s['reason']}", err=True)
+    if skipped:
+        scored = sum(r["n"] for r in results)
+        click.echo(f"{len(skipped)} unreadable image(s) skipped; metrics are over the {scored} readable ones",
+                   err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
+def _write_reliability_plots(results: list[dict], data: list[str], plots_dir: str | None) -> None:
+    """reliability-<split>[-<data>].png per classification result; adds ``reliability_plot``.
+
+    The default folder is the checkpoint's (beside curves.png); when that is not writable, a
+    warning. An explicit --plots folder that cannot be written is an error."""
+    import re
+    from pathlib import Path
+
+    from rustlab.calibration import plot_reliability_metrics
+
+    used: set[str] = set()
+    for i, r in enumerate(results):
+        if "reliability" not in r:
+            continue
+        folder = Path(plots_dir) if plots_dir else Path(r["checkpoint"]).parent
+        stem = f"reliability-{r['split']}"
+        if data:  # name the data: several --data give several plots
+            stem += "-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data[i].rstrip("/")).name or data[i]) or "data")
+        name, n = stem, 1
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        path = folder / f"{name}.png"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            plot_reliability_metrics(r, path, title=f"{r['model']} on {r['data']} [{r['split']}], n={r['n']}")
+        except OSError as exc:
+            if plots_dir:
+                _fail(f"--plots {plots_dir}: cannot write {path.name} ({exc.strerror or exc})")
+            click.echo(f"warning: cannot write {path} ({exc.strerror or exc}); use --plots DIR", err=True)
+            continue
+        r["reliability_plot"] = str(path)
 
 
 @cli.command("predict")
-@click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
+@click.option("--checkpoint", "-c", default=None, help="A .safetensors checkpoint or a run folder.")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None,
+              help="An ONNX model from `rustlab export` (onnxruntime; torch is not imported). "
+                   "Exactly one of --checkpoint and --onnx.")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE|FOLDER...")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def predict_cmd(checkpoint, images, device, batch_size, as_json):
-    """Label and confidence for each image, one line each."""
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Segmentation models: write <name>_mask.png and <name>_overlay.png per image here.")
+def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_dir):
+    """Label and confidence for each image, one line each (plus rust area % for segmentation models)."""
     from rustlab.errors import ImageError
-    from rustlab.predict import Predictor, list_images
+    from rustlab.predict import list_images
 
-    predictor = Predictor(checkpoint, device=device)
+    if (checkpoint is None) == (onnx_path is None):
+        raise click.UsageError("give exactly one of --checkpoint and --onnx")
+    if onnx_path is not None:
+        from rustlab.onnx_predict import OnnxPredictor
+
+        predictor = OnnxPredictor(onnx_path, device=device)
+    else:
+        from rustlab.predict import Predictor
+
+        predictor = Predictor(checkpoint, device=device)
+    if out_dir is not None:
+        out_dir = _mask_output_dir(predictor, out_dir)
+    used_names: set[str] = set()
     failed = total = 0
     for result in predictor.predict_many(list_images(images), batch_size=batch_size):
         total += 1
@@ -144,16 +255,90 @@ def predict_cmd(checkpoint, images, device, batch_size, as_json):
                 click.echo(json.dumps({"source": result.path, "error": result.reason}))
             click.echo(f"error: {result}", err=True)
             continue
+        files = _write_mask_files(predictor, result, out_dir, used_names) if out_dir is not None else {}
         if as_json:
-            click.echo(json.dumps(result.to_dict()))
+            click.echo(json.dumps({**result.to_dict(), **files}))
         else:
             area = f"  area {100 * result.rust_area:5.1f}%" if result.rust_area is not None else ""
             click.echo(f"{result.label:<10} {result.confidence:6.3f}{area}  {result.source}")
     if total == 0:
         _fail("no images found in the given paths")
+    if out_dir is not None and used_names:
+        click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
     if failed:
         click.echo(f"{failed} of {total} image(s) could not be read", err=True)
         sys.exit(EXIT_PARTIAL if failed < total else EXIT_ERROR)
+
+
+# Overlays of huge photos are previews; the mask PNG keeps the photo's full size.
+OVERLAY_MAX_SIDE = 1600
+
+
+def _mask_output_dir(predictor, out_dir: str):
+    from pathlib import Path
+
+    if getattr(predictor.task, "target", None) != "mask":
+        _fail(f"--out writes rust masks, but {predictor.checkpoint} is a {predictor.meta['task']} model "
+              "(train a segmentation model such as unet)")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"--out {out}: cannot create folder ({exc.strerror})")
+    return out
+
+
+def _write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
+    """<stem>_mask.png (photo size, 255 = rust) and <stem>_overlay.png; returns their paths."""
+    from pathlib import Path
+
+    from rustlab.data.images import open_rgb
+    from rustlab.errors import ImageError
+    from rustlab.overlay import mask_image, overlay
+
+    stem = Path(result.source).stem or "image"
+    name, n = stem, 1
+    while name in used_names:  # same file name from two folders
+        n += 1
+        name = f"{stem}-{n}"
+    used_names.add(name)
+    threshold = float((predictor.meta.get("calibration") or {}).get("pixel_threshold", 0.5))
+    try:
+        photo = open_rgb(result.source)
+    except ImageError:  # read a moment ago; gone now: the mask alone at the decoded size
+        photo = None
+    size = photo.size if photo is not None else result.image_size
+    mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
+    try:
+        mask_image(result.mask, size, threshold).save(mask_path)
+        files = {"mask_png": str(mask_path)}
+        if photo is not None:
+            photo.thumbnail((OVERLAY_MAX_SIDE, OVERLAY_MAX_SIDE))
+            overlay(photo, result.mask, threshold).save(overlay_path)
+            files["overlay_png"] = str(overlay_path)
+    except OSError as exc:
+        _fail(f"--out {out_dir}: cannot write {mask_path.name} ({exc.strerror or exc})")
+    return files
+
+
+@cli.command("export")
+@click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Output file. [default: the checkpoint's path with .onnx]")
+def export_cmd(checkpoint, fmt, out):
+    """Export a checkpoint to ONNX (dynamic batch; dynamic H/W for segmentation), checked in onnxruntime."""
+    from rustlab.export import export_onnx
+
+    result = export_onnx(checkpoint, out)
+    axes = ", ".join(f"{k}: {'/'.join(v.values())}" for k, v in result.dynamic_axes.items())
+    click.echo(f"wrote {result.path} ({result.path.stat().st_size / 2**20:.1f} MiB; dynamic {axes})")
+    if result.max_abs_diff:
+        worst = max(result.max_abs_diff.values())
+        click.echo(f"onnxruntime matches PyTorch: max abs diff {worst:.2g} over inputs "
+                   f"{', '.join(result.max_abs_diff)}")
+    else:
+        click.echo("onnxruntime is not installed: the export was not checked (pip install 'rustlab[onnx]')", err=True)
 
 
 @cli.command("samples")
@@ -184,9 +369,27 @@ def samples_cmd(out_dir, count, seed):
             click.echo(str(path))
 
 
+@cli.command("gui")
+@click.option("--checkpoint", "-c", default=None,
+              help="A .safetensors checkpoint or a run folder. [default: the newest runs/**/best.safetensors, "
+                   "else a file dialog]")
+@click.option("--device", default="auto", show_default=True)
+@click.argument("images", nargs=-1, metavar="[IMAGE|FOLDER]...")
+def gui_cmd(checkpoint, device, images):
+    """Drag-and-drop window: drop photos, see label, confidence and where the rust is."""
+    from rustlab.gui import launch
+
+    launch(checkpoint, images, device)
+
+
+from rustlab.bench.cli import bench as _bench  # noqa: E402 - click only; `rustlab bench speed|kernels`
+
+cli.add_command(_bench)
+
+
 def main(argv=None):
     """Entry point: one-line errors, never a traceback, for problems the user can fix."""
-    from rustlab.errors import RustlabError
+    from rustlab.errors import Interrupted, RustlabError
 
     try:
         cli.main(args=argv, prog_name="rustlab", standalone_mode=False)
@@ -195,6 +398,9 @@ def main(argv=None):
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:  # not an error: the run is saved and says how to resume
+        click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except RustlabError as exc:
         _fail(str(exc), exc.exit_code)

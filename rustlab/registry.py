@@ -59,6 +59,7 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     tasks: dict[str, Any] = field(default_factory=dict)
     failed_plugins: dict[str, str] = field(default_factory=dict)
+    extra_plugins: list = field(default_factory=list)  # registered at run time, kept across rebuilds
 
 
 class _Recorder:
@@ -101,7 +102,7 @@ def build_registry(extra_plugins=()) -> Registry:
 
     pm = _plugin_manager()
     pm.register(builtin_tasks, name="rustlab.tasks")
-    registry = Registry()
+    registry = Registry(extra_plugins=list(extra_plugins))
     for ep, dist in _entry_points():
         try:
             pm.register(ep.load(), name=ep.name)
@@ -146,9 +147,7 @@ def get_registry() -> Registry:
 def register_plugin(plugin) -> None:
     """Add a plugin object or module at run time (tests, notebooks) on top of the entry points."""
     global _REGISTRY
-    extra = list(getattr(get_registry(), "_extra", [])) + [plugin]
-    _REGISTRY = build_registry(extra)
-    _REGISTRY._extra = extra
+    _REGISTRY = build_registry([*get_registry().extra_plugins, plugin])
 
 
 def reset_registry() -> None:

@@ -1,0 +1,238 @@
+"""Predict with an exported ONNX model: onnxruntime, NumPy and PIL only (no torch import).
+
+Preprocessing is the Predictor's: rustlab.data.images decodes and resizes exactly as in training,
+then (pixel / 255 - mean) / std with the mean and std recorded in the model's metadata. Outputs
+are interpreted as the task does in PyTorch (classification: softmax of logits / temperature,
+label from the logits), so `predict --onnx` and `predict --checkpoint` agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from rustlab.errors import CheckpointError, ImageError, RustlabError
+from rustlab.predict import Prediction, _name
+
+_REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
+
+
+def read_onnx_metadata(session, path) -> dict:
+    """rustlab's metadata_props of an ONNX model, decoded into a checkpoint-like ``meta`` dict."""
+    from rustlab.export import ONNX_FORMAT, ONNX_FORMAT_VERSION
+
+    props = session.get_modelmeta().custom_metadata_map
+    missing = [k for k in _REQUIRED if k not in props]
+    if missing or props.get("rustlab_format") != ONNX_FORMAT:
+        raise CheckpointError(f"{path}: an ONNX model without rustlab metadata (missing "
+                              f"{', '.join(missing) or 'rustlab_format'}); export it with `rustlab export`")
+    version = props.get("rustlab_format_version", "0")
+    if not version.isdigit() or int(version) > ONNX_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: exported by rustlab {props.get('rustlab_version')} (format {version!r}); "
+                              "upgrade rustlab to use it")
+    try:
+        meta = {
+            "model": props["model"],
+            "task": props["task"],
+            "class_names": json.loads(props["class_names"]),
+            "rust_index": int(props["rust_index"]),
+            "preprocessing": json.loads(props["preprocessing"]),
+            "calibration": json.loads(props.get("calibration", "null")),
+            "model_config": json.loads(props.get("model_config", "{}")),
+            "target": props.get("target", "label"),
+        }
+        pre = meta["preprocessing"]
+        # everything the hot path indexes, checked once here rather than failing per image
+        if not (0 <= meta["rust_index"] < len(meta["class_names"]) and int(pre["image_size"]) >= 1
+                and len(pre["mean"]) == 3 and len(pre["std"]) == 3):
+            raise ValueError("class names, rust index or preprocessing out of range")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: damaged rustlab metadata ({exc})") from None
+    meta["path"] = str(path)
+    return meta
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def interpret_classification(outputs: np.ndarray, meta: dict) -> list[dict]:
+    """NumPy twin of ClassificationTask.interpret: label from the logits, calibrated confidence."""
+    from rustlab.calibration import temperature_of
+
+    logits = np.asarray(outputs, dtype=np.float32)
+    probs = _softmax(logits / np.float32(temperature_of(meta.get("calibration"))))
+    names, rust_index = meta["class_names"], meta["rust_index"]
+    results = []
+    for row, k in zip(probs, logits.argmax(axis=1)):
+        k = int(k)
+        results.append({
+            "label": names[k],
+            "is_rust": k == rust_index,
+            "confidence": float(row[k]),
+            "rust_probability": float(row[rust_index]),
+            "probabilities": {n: float(p) for n, p in zip(names, row)},
+        })
+    return results
+
+
+# rustlab.tasks.segmentation's defaults, repeated because that module imports torch; the
+# parity test (predict --onnx vs --checkpoint for every registered segmentation model) guards them.
+SEG_PIXEL_THRESHOLD = 0.5
+SEG_DEFAULT_AREA_THRESHOLD = 0.005
+SEG_DEFAULT_SLOPE = 2.0
+SEG_AREA_FLOOR = 1e-4
+
+
+def interpret_segmentation(outputs: np.ndarray, meta: dict) -> list[dict]:
+    """NumPy twin of SegmentationTask.interpret: per-pixel rust probability, the rust area (pixels
+    at or above the pixel threshold) and the image-level call (area above the validated threshold)."""
+    cal = meta.get("calibration") or {}
+    area_threshold = float(cal.get("area_threshold", SEG_DEFAULT_AREA_THRESHOLD))
+    slope = float(cal.get("area_slope", SEG_DEFAULT_SLOPE))
+    with np.errstate(over="ignore"):  # exp of a very negative logit is inf: probability 0, as intended
+        probs = 1.0 / (1.0 + np.exp(-np.asarray(outputs, dtype=np.float32)))
+    area = (probs >= float(cal.get("pixel_threshold", SEG_PIXEL_THRESHOLD))).reshape(len(probs), -1).mean(axis=1)
+    score = lambda a: np.log10(np.float64(a) + SEG_AREA_FLOOR)  # noqa: E731 - decades of rust area
+    p_rust = 1.0 / (1.0 + np.exp(-slope * (score(area) - score(area_threshold))))
+    names = list(meta["class_names"])
+    rust_index = int(meta["rust_index"])
+    rust_name = names[rust_index]
+    other = names[1 - rust_index] if len(names) == 2 else f"no_{rust_name}"
+    results = []
+    for i in range(len(area)):
+        is_rust = bool(area[i] > area_threshold)
+        p = float(p_rust[i])
+        results.append({
+            "label": rust_name if is_rust else other,
+            "is_rust": is_rust,
+            "confidence": p if is_rust else 1.0 - p,
+            "rust_probability": p,
+            "probabilities": {other: 1.0 - p, rust_name: p},
+            "rust_area": float(area[i]),
+            "mask": probs[i, 0],
+        })
+    return results
+
+
+INTERPRETERS = {"classification": interpret_classification, "segmentation": interpret_segmentation}
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What callers read from ``predictor.task`` without the torch task object."""
+
+    name: str
+    target: str
+
+
+def _providers(ort, device: str) -> list[str]:
+    device = (device or "auto").strip().lower()
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if device == "cuda" or device.startswith("cuda:"):
+        if "CUDAExecutionProvider" not in available:
+            raise RustlabError(f"--device {device}: this onnxruntime has no CUDA provider "
+                               "(pip install onnxruntime-gpu, or use --device cpu)")
+        index = device.partition(":")[2] or "0"
+        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+    raise RustlabError(f"--device {device}: expected auto, cpu, cuda or cuda:N")
+
+
+class OnnxPredictor:
+    """Same interface as rustlab.predict.Predictor (predict, predict_many, class_names, name)."""
+
+    def __init__(self, path, device: str = "auto"):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RustlabError("--onnx needs onnxruntime: pip install 'rustlab[onnx]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such ONNX model" + (" (a folder)" if path.is_dir() else ""))
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # fatal only: a user sees rustlab's one line, not ORT's log
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=_providers(ort, device))
+        except RustlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are its own types
+            first = str(exc).strip().splitlines()
+            raise CheckpointError(f"{path}: not a readable ONNX model ({first[0] if first else type(exc).__name__})") \
+                from None
+        self.meta = read_onnx_metadata(self.session, path)
+        if self.meta["task"] not in INTERPRETERS:
+            raise RustlabError(f"{path}: predict --onnx does not interpret {self.meta['task']!r} models yet "
+                               f"(supported: {', '.join(INTERPRETERS)}); use --checkpoint")
+        self._interpret = INTERPRETERS[self.meta["task"]]
+        self.task = TaskInfo(self.meta["task"], self.meta["target"])
+        pre = self.meta["preprocessing"]
+        self.image_size = int(pre["image_size"])
+        self._mean = np.asarray(pre["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(pre["std"], dtype=np.float32).reshape(1, 3, 1, 1)
+        self.class_names = list(self.meta["class_names"])
+        self.checkpoint = str(path)
+        self._input = self.session.get_inputs()[0].name
+
+    @property
+    def name(self) -> str:
+        return f"{self.meta['model']} ({Path(self.checkpoint).name}, ONNX)"
+
+    def preprocess(self, image, name: str | None = None) -> tuple[np.ndarray, tuple]:
+        """(uint8 3 x S x S array, (width, height) of the decoded image): the Predictor's pixels."""
+        from rustlab.data.images import open_rgb, resize_square
+
+        img = open_rgb(image, draft_size=self.image_size, name=name)
+        return resize_square(img, self.image_size).transpose(2, 0, 1), img.size
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Model outputs for a uint8 N x 3 x S x S batch (normalised as in training)."""
+        x = (batch.astype(np.float32) / np.float32(255.0) - self._mean) / self._std
+        return self.session.run(None, {self._input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    def predict(self, image, name: str | None = None) -> Prediction:
+        start = time.perf_counter()
+        array, size = self.preprocess(image, name)
+        result = self._interpret(self.forward(array[None]), self.meta)[0]
+        return _prediction(result, name or _name(image), size, time.perf_counter() - start)
+
+    def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
+        """Predictions in input order; an unreadable file yields its ImageError instead."""
+        pending: list = []
+
+        def flush():
+            if not pending:
+                return []
+            start = time.perf_counter()
+            results = self._interpret(self.forward(np.stack([a for _, a, _ in pending])), self.meta)
+            each = (time.perf_counter() - start) / len(pending)
+            out = [_prediction(r, src, size, each) for (src, _, size), r in zip(pending, results)]
+            pending.clear()
+            return out
+
+        for image in images:
+            name = _name(image)
+            try:
+                array, size = self.preprocess(image, name)
+            except ImageError as exc:
+                yield from flush()
+                yield exc
+                continue
+            pending.append((name, array, size))
+            if len(pending) >= batch_size:
+                yield from flush()
+        yield from flush()
+
+
+def _prediction(result: dict, source: str, size, seconds: float) -> Prediction:
+    return Prediction(source=source, seconds=seconds, image_size=tuple(size), **result)
