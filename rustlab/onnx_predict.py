@@ -83,12 +83,10 @@ def interpret_classification(outputs: np.ndarray, meta: dict) -> list[dict]:
     return results
 
 
-# rustlab.tasks.segmentation's defaults, repeated because that module imports torch; the
-# parity test (predict --onnx vs --checkpoint for every registered segmentation model) guards them.
-SEG_PIXEL_THRESHOLD = 0.5
-SEG_DEFAULT_AREA_THRESHOLD = 0.005
-SEG_DEFAULT_SLOPE = 2.0
-SEG_AREA_FLOOR = 1e-4
+from rustlab.segmentation_defaults import AREA_FLOOR as SEG_AREA_FLOOR  # noqa: E402 (torch-free)
+from rustlab.segmentation_defaults import DEFAULT_AREA_THRESHOLD as SEG_DEFAULT_AREA_THRESHOLD  # noqa: E402
+from rustlab.segmentation_defaults import DEFAULT_SLOPE as SEG_DEFAULT_SLOPE  # noqa: E402
+from rustlab.segmentation_defaults import PIXEL_THRESHOLD as SEG_PIXEL_THRESHOLD  # noqa: E402
 
 
 def interpret_segmentation(outputs: np.ndarray, meta: dict) -> list[dict]:

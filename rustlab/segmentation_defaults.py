@@ -1,0 +1,9 @@
+"""The image-level rust call's defaults, in a torch-free module: shared by the segmentation
+task (training, metrics) and the ONNX predictor (which must not import torch)."""
+
+PIXEL_THRESHOLD = 0.5  # a pixel is rust when its probability is at least this
+# Before calibration (during training, or when validation holds one class only): rust when
+# at least 0.5% of the pixels are rust, i.e. a 11x11 patch at 160 px.
+DEFAULT_AREA_THRESHOLD = 0.005
+DEFAULT_SLOPE = 2.0  # logistic slope per decade of rust area, for the confidence before calibration
+AREA_FLOOR = 1e-4  # log10(area + floor): an empty mask maps to -4 instead of -inf
