@@ -217,6 +217,10 @@ def theoretical_rf(model: nn.Module, input_shape=None) -> ReceptiveField:
     their own (small) span. Also returns the exact pixel window of the centre output unit,
     found by walking its index range back through every layer: this is what the effective RF
     is checked against, and it takes stride, pooling and padding offsets into account.
+
+    For conv / pooling chains ``rf`` equals the window's width. After ConvTranspose or
+    Upsample the jump is fractional and ``rf`` is an upper bound (outputs between input
+    units see fewer inputs); the window stays exact there.
     """
     input_shape = tuple(input_shape or default_input_shape(model))
     _, measured_on, calls = _trace(model, input_shape)
