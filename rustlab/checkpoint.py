@@ -39,14 +39,22 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def write_safetensors(path, tensors: dict, metadata: dict) -> None:
+    """Atomically write a safetensors file. Serialised in memory and written by ``atomic_write``:
+    safetensors' own ``save_file`` renames a temp file of its own (``.tmpXXXXXX``), which a kill
+    would leave behind under a name we do not own."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
 def save_checkpoint(path, tensors: dict, meta: dict) -> Path:
     """Write ``tensors`` (name -> tensor) and ``meta`` (JSON-able) atomically."""
-    from safetensors.torch import save_file
-
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "rustlab_version": __version__, **meta}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = {_META_KEY: json.dumps(meta)}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+    write_safetensors(path, tensors, header)
     return Path(path)
 
 

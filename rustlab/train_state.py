@@ -105,9 +105,7 @@ def _unpack(obj, tensors: dict):
 def save_train_state(run_dir, *, model, optimizer, scheduler, scaler, progress: Progress, train_args: dict,
                      checkpoint_meta: dict, world_size: int = 1) -> Path:
     """Write RUN_DIR/train_state.safetensors atomically."""
-    from safetensors.torch import save_file
-
-    from rustlab.checkpoint import atomic_write
+    from rustlab.checkpoint import write_safetensors
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {
@@ -123,7 +121,7 @@ def save_train_state(run_dir, *, model, optimizer, scheduler, scaler, progress: 
         "scaler": _pack(scaler.state_dict(), tensors, "scaler") if scaler is not None else None,
     }
     path = Path(run_dir) / STATE_NAME
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_META_KEY: json.dumps(header)}))
+    write_safetensors(path, tensors, {_META_KEY: json.dumps(header)})
     return path
 
 
