@@ -16,7 +16,7 @@ from torch import nn
 
 @dataclass
 class CNNConfig:
-    # 96 px: measured on corrosion-cls (experiments/cnn_input_size), see README.
+    # 96 px: best validation accuracy of 32/64/96/128 on corrosion-cls (experiments/input_size)
     image_size: int = 96
     in_channels: int = 3
     num_classes: int = 2
