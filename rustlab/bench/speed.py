@@ -97,6 +97,38 @@ def time_loop(step, source, steps: int, warmup: int = 0, sync=None) -> Timing:
     return Timing(items, time.perf_counter() - start, durations)
 
 
+class CpuMeter:
+    """How many cores other processes kept busy since it was made (Linux; None elsewhere).
+
+    The machine's busy CPU time (/proc/stat) less this process's and its reaped children's (the
+    DataLoader workers), over the wall time: on a shared machine, the number that tells a clean
+    measurement from one another job slowed down."""
+
+    def __init__(self):
+        self.start = _cpu_snapshot()
+
+    def others_cores(self) -> float | None:
+        end = _cpu_snapshot()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        busy, own, wall = (b - a for a, b in zip(self.start, end))
+        return round(max(0.0, (busy - own) / wall), 2)
+
+
+def _cpu_snapshot():
+    try:
+        import resource
+
+        with open("/proc/stat") as fh:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fh.readline().split()[1:8])
+        busy = (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (ImportError, OSError, ValueError):
+        return None
+    own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    return busy, own, time.perf_counter()
+
+
 def _sync_for(device):
     if device.type != "cuda":
         return None
@@ -155,6 +187,7 @@ class PipelineResult:
     channels_last: bool = False
     data_images_per_s: float | None = None  # the loader alone, no model: the pipeline's own ceiling
     runs: list = field(default_factory=list)  # images/s of every repeat; the row is the fastest one
+    others_cores: float | None = None  # cores other processes kept busy meanwhile (0 on a quiet machine)
     vs_naive: float | None = None
     vs_bound: float | None = None  # against the bound in the same memory format
 
@@ -423,14 +456,17 @@ class TrainingBench:
         time the pipeline alone: how fast it could feed a model that cost nothing."""
         model = self.new_model(channels_last)
         step = self.train_step(model, steps + warmup + 1, prepare)
+        meter = CpuMeter()
         timing = time_loop(step, batches, steps, warmup, sync=_sync_for(self.device))
         if hasattr(batches, "close"):
             batches.close()  # its DataLoader workers exit now, not while the loader alone is timed
+        others = meter.others_cores()
         data_rate = None
         if data_only is not None:
             data_rate = time_loop(lambda b: len(b[0]), data_only, steps, min(warmup, 1)).per_second
+            data_only.close()
         return PipelineResult(kind, timing.per_second, timing.items, timing.seconds, workers, channels_last,
-                              data_rate)
+                              data_rate, others_cores=others)
 
     def naive(self, steps: int = 20, warmup: int = 3) -> PipelineResult:
         return self._measure("naive", _epochs(self.naive_loader()), lambda x: x, steps, warmup,
@@ -492,6 +528,7 @@ class PredictResult:
     folder_images_per_s: float
     batch_size: int
     channels_last: bool = False  # the Predictor's model moved to NHWC (not what rustlab predict does today)
+    others_cores: float | None = None  # cores other processes kept busy meanwhile
 
 
 def speed_checkpoint(model: str, folder, model_config: dict | None = None) -> Path:
@@ -566,13 +603,14 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
         return 1
 
     pil = open_rgb(images[0])  # decoded once, full size: the resize stays in the measured path
+    meter = CpuMeter()
     pil_t = time_loop(one, itertools.repeat(pil), n, warmup, sync)
     path_t = time_loop(one, itertools.cycle(images), n, warmup, sync)
     folder_t = time_loop(lambda paths: sum(1 for _ in predictor.predict_many(paths, batch_size)),
                          iter([images]), 1, 0, sync)
     return PredictResult(model, predictor.image_size, count_parameters(predictor.model), pil_t.median_ms,
                          pil_t.p90_ms, path_t.median_ms, path_t.p90_ms, folder_t.items, folder_t.per_second,
-                         batch_size, channels_last)
+                         batch_size, channels_last, meter.others_cores())
 
 
 # --- cold start -------------------------------------------------------------------------------------------
@@ -690,8 +728,9 @@ def run_speed(data: str | None = None, model: str = "cnn", batch_size: int | Non
                 for (kind, kw), row_runs in zip(plan, runs):
                     row = getattr(bench, kind)(steps, warmup, **kw)
                     row_runs.append(row)
-                    log(f"{row.name:<36} {row.images_per_s:8.1f} images/s" + (f"  (repeat {repeat + 1})"
-                                                                              if repeats > 1 else ""))
+                    log(f"{row.name:<36} {row.images_per_s:8.1f} images/s"
+                        + (f"  (repeat {repeat + 1})" if repeats > 1 else "")
+                        + (f"  others kept {row.others_cores:.2f} cores busy" if row.others_cores else ""))
             report.training = add_ratios([fastest_run(r) for r in runs])
         if "predict" in parts:
             images = sample_jpegs(data, tmp, count=max(4, predict_n))
@@ -780,13 +819,14 @@ def format_report(report: SpeedReport) -> str:
                       f"{s['steps']} timed batches after {s['warmup']} warm-up; fastest of {s.get('repeats', 1)} "
                       "repeats taken in turn",
                   "", "| pipeline | images/s | x naive | x bound (same layout) | loader alone, images/s | "
-                      "each repeat, images/s |",
-                  "|---|---:|---:|---:|---:|---|"]
+                      "each repeat, images/s | other processes, cores |",
+                  "|---|---:|---:|---:|---:|---|---:|"]
         for r in report.training:
             def fmt(v, spec=".2f"):
                 return "-" if v is None else format(v, spec)
             lines.append(f"| {r.name}{default_mark(r)} | {r.images_per_s:.1f} | {fmt(r.vs_naive)} | {fmt(r.vs_bound)} | "
-                         f"{fmt(r.data_images_per_s, '.0f')} | {', '.join(f'{v:.0f}' for v in r.runs)} |")
+                         f"{fmt(r.data_images_per_s, '.0f')} | {', '.join(f'{v:.0f}' for v in r.runs)} | "
+                         f"{fmt(r.others_cores)} |")
     if report.cache:
         c = report.cache
         lines += ["", f"Decode-once cache ({c.images} images at {c.image_size}px): first run decodes in "
@@ -801,12 +841,13 @@ def format_report(report: SpeedReport) -> str:
                         if d.camera_full_ms is not None else "") + ".")
     if report.predict:
         lines += ["", "| Predictor (warm) | size | from PIL image, ms (p90) | from JPEG path, ms (p90) | "
-                      "folder, images/s |", "|---|---:|---:|---:|---:|"]
+                      "folder, images/s | other processes, cores |", "|---|---:|---:|---:|---:|---:|"]
         for p in report.predict:
             layout = ", channels_last" if p.channels_last else ""
             lines.append(f"| {p.model} ({p.parameters:,} params{layout}) | {p.image_size} | {p.pil_ms:.1f} ({p.pil_p90_ms:.1f}) "
                          f"| {p.path_ms:.1f} ({p.path_p90_ms:.1f}) | {p.folder_images_per_s:.1f} "
-                         f"({p.folder_images} images, batch {p.batch_size}) |")
+                         f"({p.folder_images} images, batch {p.batch_size}) | "
+                         f"{'-' if p.others_cores is None else f'{p.others_cores:.2f}'} |")
     if report.startup:
         st = report.startup
         lines += ["", f"Cold start: `python -c pass` {st.python_s:.2f}s; `import rustlab` "
