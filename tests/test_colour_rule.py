@@ -163,3 +163,21 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     from rustlab.data.transforms import normalize
 
     return normalize(images)
+
+
+def test_onnx_export_gives_the_same_calls(fitted_checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    path, _ = fitted_checkpoint
+    for name, share in (("rusty.png", 0.8), ("clean.png", 0.0)):
+        Image.fromarray(_image(share, 32).permute(1, 2, 0).numpy()).save(tmp_path / name)
+    code, _, err = run_cli(capsys, "export", "-c", path, "-o", tmp_path / "rule.onnx")
+    assert code == 0, err
+    outputs = []
+    for model in (("-c", path), ("--onnx", tmp_path / "rule.onnx")):
+        code, out, err = run_cli(capsys, "predict", *model, "--json", tmp_path / "rusty.png", tmp_path / "clean.png")
+        assert code == 0, err
+        outputs.append([(r["label"], r["rust_probability"]) for r in map(json.loads, out.splitlines())])
+    (torch_rows, onnx_rows) = outputs
+    assert [label for label, _ in torch_rows] == [label for label, _ in onnx_rows] == ["rust", "no_rust"]
+    assert [p for _, p in onnx_rows] == pytest.approx([p for _, p in torch_rows], abs=1e-5)

@@ -97,10 +97,10 @@ class ColourRule(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             share = self.rust_share(x.float() * self.std + self.mean)
             z = self.slope * (_log_share(share) - _log_share(self.threshold))
-            logits = torch.stack([-z / 2, z / 2], dim=1)  # softmax: P(rust) = sigmoid(z)
-            if int(self.rust_index) == 0:
-                logits = logits.flip(1)
-            return logits
+            # softmax: P(rust) = sigmoid(z); the sign puts +z/2 on the rust class without Python
+            # control flow on a buffer, so the graph exports to ONNX
+            z = z * (2.0 * self.rust_index.float() - 1.0)
+            return torch.stack([-z / 2, z / 2], dim=1)
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor, labels: torch.Tensor, rust_index: int = 1) -> dict:
