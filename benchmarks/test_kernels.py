@@ -55,10 +55,13 @@ def test_kernel_latency(benchmark, bench_settings, config, what, channels_last):
     model_config = {**(QUICK_MODELS["cnn"] if tiny else {}), **config.overrides()}
     result = benchmark.pedantic(
         measure_latency, args=("cnn", model_config, what, batch, channels_last),
-        kwargs={"steps": steps, "warmup": 0 if tiny else full.warmup, "image_size": info["image_size"]},
+        kwargs={"steps": steps, "warmup": 0 if tiny else full.warmup, "image_size": info["image_size"],
+                "max_rounds": 1 if tiny else full.max_rounds,
+                "min_round_seconds": 0.0 if tiny else full.min_round_seconds},
         rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(info)
     benchmark.extra_info.update({k: v for k, v in dataclasses.asdict(result).items()
                                  if isinstance(v, (int, float, str, bool))})
     assert (result.what, result.batch, result.channels_last) == (what, batch, channels_last)
     assert 0 < result.min_ms <= result.median_ms <= result.q3_ms
+    assert result.steps >= steps

@@ -83,6 +83,7 @@ def test_quick_run_numbers_hold_up(quick_run):
             ("forward", 1, False), ("forward", 1, True), ("train", 32, False), ("train", 32, True)}
         for x in lat:
             assert 0 < x["min_ms"] <= x["q1_ms"] <= x["median_ms"] <= x["q3_ms"]
+            assert x["rounds"] == 1 and (x["others_cpu"] is None or 0 <= x["others_cpu"] <= 1)
         q = r["quality"]
         assert q["metric"] == "accuracy" and q["epochs"] == 1 and q["seeds"] == [0]
         assert len(q["val"]) == len(q["test"]) == 1 and 0 <= q["test_mean"] <= 1
@@ -177,3 +178,55 @@ def test_dead_centre_unit_gives_no_erf_rather_than_a_crash():
     assert _sigma(erf) == "none" and _sigma(None) == "-"
     assert ERFSummary((2.0, 4.0), (5, 9), 1.0, 2).sigma == 3.0
     assert KernelConfig(7, 1, False).label == "k7/s1"
+
+
+def test_a_contended_latency_round_is_timed_again(monkeypatch):
+    """Another process taking the CPU during a round: timed again, the quiet round is kept."""
+    from rustlab.bench import kernels
+    from rustlab.bench.speed import Timing
+
+    busy = iter([(Timing(1, 0.5, [0.5]), 0.6), (Timing(1, 0.001, [0.001]), 0.02)])
+    monkeypatch.setattr(kernels, "timed_round", lambda *a, **k: next(busy))
+    lat = kernels.measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=1, warmup=0,
+                                  max_rounds=3)
+    assert lat.rounds == 2 and lat.others_cpu == 0.02 and lat.median_ms == 1.0 and not lat.contended
+    always = iter([(Timing(1, 0.5, [0.5]), 0.6), (Timing(1, 0.4, [0.4]), 0.3)])
+    monkeypatch.setattr(kernels, "timed_round", lambda *a, **k: next(always))
+    lat = kernels.measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=1, warmup=0,
+                                  max_rounds=2)
+    assert lat.rounds == 2 and lat.others_cpu == 0.3 and lat.contended  # flagged, never passed off as clean
+
+
+def test_cpu_share_of_other_processes_is_measured():
+    from rustlab.bench.kernels import cpu_busy_seconds, timed_round
+
+    if cpu_busy_seconds() is None:
+        pytest.skip("no /proc/stat")
+    import time
+
+    _, others = timed_round(lambda x: time.sleep(0.01) or 1, None, steps=25, warmup=0, sync=None)
+    assert others is not None and 0 <= others <= 1  # 0.25 s: long enough to be judged
+    _, others = timed_round(lambda x: 1, None, steps=5, warmup=0, sync=None)
+    assert others is None  # microseconds: too short for 10 ms ticks, not judged
+
+
+def test_short_rounds_get_more_steps():
+    """A round of a few milliseconds cannot be judged by /proc/stat's 10 ms ticks: more steps."""
+    from rustlab.bench.kernels import measure_latency
+
+    lat = measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=2, warmup=1,
+                          image_size=16, min_round_seconds=0.3)
+    assert lat.steps > 2 and lat.warmup == 1
+    assert lat.steps * lat.min_ms / 1000 <= 0.3 * 3  # sized from the probe, not unbounded
+
+
+def test_results_json_holds_every_number_of_the_table(quick_run):
+    """The Markdown table and the plots can be redrawn from results.json alone."""
+    from rustlab.bench.kernels_report import format_markdown, load_report, write_outputs
+
+    _, out = quick_run
+    report = load_report(out / "results.json")
+    assert format_markdown(report) + "\n" == (out / "results.md").read_text()
+    redrawn = out / "redrawn"
+    write_outputs(report, redrawn)
+    assert (redrawn / "results.csv").read_text() == (out / "results.csv").read_text()

@@ -10,7 +10,18 @@ import io
 import json
 from pathlib import Path
 
-from rustlab.bench.kernels import FORWARD_BATCH, TRAIN_BATCH, ConfigResult, KernelReport, Latency, layout_name
+from rustlab.bench.kernels import (
+    FORWARD_BATCH,
+    TRAIN_BATCH,
+    Analysis,
+    ConfigResult,
+    ERFSummary,
+    KernelConfig,
+    KernelReport,
+    Latency,
+    Quality,
+    layout_name,
+)
 from rustlab.errors import RustlabError
 
 
@@ -66,7 +77,8 @@ def csv_rows(report: KernelReport) -> list[dict]:
             row["erf_sigma_trained"] = _round(r.erf_trained.sigma)
         for lat in r.latency:
             row.update({f"{lat.key}_median_ms": lat.median_ms, f"{lat.key}_q1_ms": lat.q1_ms,
-                        f"{lat.key}_q3_ms": lat.q3_ms})
+                        f"{lat.key}_q3_ms": lat.q3_ms, f"{lat.key}_steps": lat.steps,
+                        f"{lat.key}_others_cpu": lat.others_cpu})
         if q is not None:
             row.update(metric=q.metric, epochs=q.epochs, val_mean=q.val_mean, val_std=q.val_std,
                        test_mean=q.test_mean, test_std=q.test_std, val_seeds=" ".join(f"{v:.4f}" for v in q.val),
@@ -88,7 +100,8 @@ def to_csv(report: KernelReport) -> str:
 def _lat(lat: Latency | None, digits: int) -> str:
     if lat is None:
         return "-"
-    return f"{lat.median_ms:.{digits}f} ({lat.q1_ms:.{digits}f}–{lat.q3_ms:.{digits}f})"
+    flag = " *" if lat.contended else ""
+    return f"{lat.median_ms:.{digits}f} ({lat.q1_ms:.{digits}f}–{lat.q3_ms:.{digits}f}){flag}"
 
 
 def format_markdown(report: KernelReport) -> str:
@@ -101,9 +114,12 @@ def format_markdown(report: KernelReport) -> str:
         f"(batch {s['train_batch']}, augment {s['augment']}) x {plural(len(s['seeds']), 'seed')} "
         f"(mean ± std) on `{s['data']}` ({s['train_images']} training images); best epoch chosen on validation"
         + (", **--quick: smoke run, numbers not meaningful**" if s["quick"] else "") + ".",
-        f"Latency in ms: median (quartiles) of {s['latency']['forward_steps']} forwards at batch "
+        f"Latency in ms: median (quartiles) of at least {s['latency']['forward_steps']} forwards at batch "
         f"{s['forward_batch']} / {s['latency']['train_steps']} training steps at batch {s['train_batch']} after "
-        f"{s['latency']['warmup']} warm-up, {m['cores']} cores ({m['cpu']}), torch {m['torch']}, "
+        f"{s['latency']['warmup']} warm-up"
+        + (f" (more where a round would last under {s['latency']['min_round_seconds']:g} s; counts in results.csv)"
+           if s["latency"].get("min_round_seconds") else "")
+        + f", {m['cores']} cores ({m['cpu']}), torch {m['torch']}, "
         f"{s['torch_threads']} threads, {s['device']}; load average {m.get('load_average')} before, "
         f"{m.get('load_average_after')} after (other work on the machine inflates latency and its spread).",
         "MACs per image (conv + linear), from the layer formulas; equal to torch's FlopCounterMode count "
@@ -128,9 +144,17 @@ def format_markdown(report: KernelReport) -> str:
             f"{_lat(r.latency_of('forward', False), 2)} | {_lat(r.latency_of('forward', True), 2)} | "
             f"{_lat(r.latency_of('train', False), 0)} | {_lat(r.latency_of('train', True), 0)} | {q.epochs} | "
             f"{_pm(q.val_mean, q.val_std)} | {_pm(q.test_mean, q.test_std)} |")
+    contended = [lat for r in report.results for lat in r.latency if lat.contended]
+    if contended:
+        from rustlab.bench.kernels import CONTENTION_LIMIT
+
+        lines += ["", f"\\* timed while other processes used more than {CONTENTION_LIMIT:.0%} of the CPU in every "
+                      f"round ({len(contended)} of the latencies): slower than on a quiet machine; read with care."]
     if skipped:
         lines += ["", "Skipped:", *skipped]
-    lines += ["", f"Total time {report.seconds / 60:.1f} min."]
+    others = m.get("others_cpu_during_run")
+    lines += ["", f"Total time {report.seconds / 60:.1f} min"
+              + (f"; other processes used {others:.0%} of the CPU meanwhile." if others is not None else ".")]
     return "\n".join(lines)
 
 
@@ -301,3 +325,32 @@ def write_outputs(report: KernelReport, folder) -> list[Path]:
     except OSError as exc:
         raise RustlabError(f"--out {folder}: cannot write results ({exc.strerror or exc})") from None
     return [folder / name for name in OUTPUTS]
+
+
+def report_from_dict(data: dict) -> KernelReport:
+    """A KernelReport back from its results.json: the table and plots can be redrawn from the
+    numbers without measuring again (and the JSON is checked to hold all of them)."""
+
+    def erf(d):
+        return None if d is None else ERFSummary(tuple(d["std"]), tuple(d["extent"]), d["mass_inside"], d["n_samples"])
+
+    report = KernelReport(data["machine"], data["settings"], command=data.get("command", ""),
+                          seconds=data.get("seconds", 0.0))
+    quality_fields = ("metric", "epochs", "seeds", "val", "test", "train_seconds", "history")
+    for r in data["results"]:
+        a = r["analysis"]
+        analysis = None if a is None else Analysis(**{**a, "final_map": tuple(a["final_map"]),
+                                                      "erf_init": erf(a["erf_init"])})
+        q = r["quality"]
+        report.results.append(ConfigResult(
+            KernelConfig(**r["config"]), r["model_config"], analysis, [Latency(**lat) for lat in r["latency"]],
+            None if q is None else Quality(**{k: q[k] for k in quality_fields}), erf(r["erf_trained"]),
+            r["skipped"]))
+    return report
+
+
+def load_report(path) -> KernelReport:
+    try:
+        return report_from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RustlabError(f"{path}: not a results.json of rustlab bench kernels ({exc})") from None
