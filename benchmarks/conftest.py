@@ -82,8 +82,10 @@ def pytest_terminal_summary(terminalreporter, config):
     for report in _REPORTS:
         if not (report.training or report.predict or report.startup):
             continue
-        from rustlab.bench.speed import add_ratios, format_report
+        from rustlab.bench.speed import add_ratios
+        from rustlab.bench.speed_report import format_report
 
         add_ratios(report.training)
+        report.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         terminalreporter.section("rustlab speed (same numbers as `rustlab bench speed`)")
         terminalreporter.write_line(format_report(report))

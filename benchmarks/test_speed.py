@@ -49,31 +49,33 @@ def test_decode_draft_mode(benchmark, bench_settings, training_bench, speed_repo
     assert stats.full_ms > 0 and stats.draft_ms > 0
 
 
-def _train_row(benchmark, bench_settings, speed_report, fn, **kwargs):
-    row = _once(benchmark, fn, bench_settings.steps, bench_settings.warmup, **kwargs)
+def _train_row(benchmark, bench_settings, training_bench, speed_report, pipeline: str, **kwargs):
+    """One training pipeline (TrainingBench.naive / rustlab / bound), recorded for the summary."""
+    row = _once(benchmark, getattr(training_bench, pipeline), bench_settings.steps, bench_settings.warmup, **kwargs)
     benchmark.extra_info["name"] = row.name
     speed_report.training.append(row)
-    assert 0 < row.images <= bench_settings.steps * (bench_settings.batch_size or 32)
+    assert row.kind == pipeline
+    assert 0 < row.images <= bench_settings.steps * training_bench.batch_size
     assert row.images_per_s > 0
     return row
 
 
 def test_train_naive(benchmark, bench_settings, training_bench, speed_report):
-    row = _train_row(benchmark, bench_settings, speed_report, training_bench.naive)
+    row = _train_row(benchmark, bench_settings, training_bench, speed_report, "naive")
     assert row.data_images_per_s > 0
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
 @pytest.mark.parametrize("workers", [0, 1])
 def test_train_rustlab(benchmark, bench_settings, training_bench, speed_report, workers, channels_last):
-    row = _train_row(benchmark, bench_settings, speed_report, training_bench.rustlab, workers=workers,
+    row = _train_row(benchmark, bench_settings, training_bench, speed_report, "rustlab", workers=workers,
                      channels_last=channels_last)
     assert (row.workers, row.channels_last) == (workers, channels_last)
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
 def test_train_bound(benchmark, bench_settings, training_bench, speed_report, channels_last):
-    row = _train_row(benchmark, bench_settings, speed_report, training_bench.bound, channels_last=channels_last)
+    row = _train_row(benchmark, bench_settings, training_bench, speed_report, "bound", channels_last=channels_last)
     assert row.data_images_per_s is None  # nothing to load: the tensors are already in memory
 
 

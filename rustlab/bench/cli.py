@@ -73,7 +73,8 @@ def speed_cmd(data, model, batch_size, image_size, steps, repeats, warmup, worke
     and cold start. Timings need a quiet machine: nothing else running."""
     from pathlib import Path
 
-    from rustlab.bench.speed import PARTS, format_report, run_speed
+    from rustlab.bench.speed import PARTS, run_speed
+    from rustlab.bench.speed_report import format_report
     from rustlab.errors import RustlabError
 
     folder = Path(out) if out else None

@@ -13,7 +13,7 @@ the same for all three, so the ratios isolate the data pipeline. Then Predictor 
 folder throughput, and process cold start (``rustlab --help``, ``rustlab predict``).
 
 `rustlab bench speed` and benchmarks/test_speed.py call these same functions: there is one
-timing loop, ``time_loop``.
+timing loop, ``time_loop``. rustlab.bench.speed_report turns a SpeedReport into tables.
 """
 
 from __future__ import annotations
@@ -35,13 +35,6 @@ from rustlab.errors import RustlabError
 
 PARTS = ("train", "predict", "startup")
 PREDICT_MODELS = ("cnn", "unet")
-TARGETS = {  # issue 7, on the 2-core development machine
-    "rustlab_vs_naive": 5.0,
-    "rustlab_vs_bound": 0.70,
-    "cnn_predict_ms": 15.0,
-    "unet_predict_ms": 150.0,
-    "help_s": 0.5,
-}
 
 
 def default_data() -> str:
@@ -557,9 +550,8 @@ def speed_checkpoint(model: str, folder, model_config: dict | None = None) -> Pa
 
 
 def sample_jpegs(data: str, folder, count: int = 32, size: int = 512) -> list[str]:
-    """JPEG files to predict on: the data's own files where it has them, else synthetic photos."""
-    from rustlab.data.images import is_image_name
-
+    """JPEG files to predict on: the data's own files where it has them, else synthetic photos
+    (``size`` px) written to ``folder``."""
     paths = []
     if data != "builtin" and not data.startswith("builtin:") and Path(data).is_dir():
         paths = sorted(str(p) for p in Path(data).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
@@ -578,7 +570,7 @@ def sample_jpegs(data: str, folder, count: int = 32, size: int = 512) -> list[st
         path = out / f"sample_{i:03d}.jpg"
         Image.fromarray(image).save(path, quality=90)
         paths.append(str(path))
-    return [p for p in paths if is_image_name(p)]
+    return paths
 
 
 def measure_predictor(model: str, images: list[str], folder, model_config: dict | None = None, n: int = 20,
@@ -685,6 +677,8 @@ class SpeedReport:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        from rustlab.bench.speed_report import check_targets
+
         d["training"] = [{**dataclasses.asdict(r), "name": r.name} for r in self.training]
         d["targets"] = check_targets(self)
         return d
@@ -758,110 +752,3 @@ def run_speed(data: str | None = None, model: str = "cnn", batch_size: int | Non
     report.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     report.seconds = time.perf_counter() - start
     return report
-
-
-def check_targets(report: SpeedReport) -> list[dict]:
-    """Each issue-7 target: what was measured, and whether it is met."""
-    out = []
-
-    def add(name, value, target, ok, unit=""):
-        out.append({"target": name, "measured": round(value, 3), "goal": target, "unit": unit, "met": bool(ok)})
-
-    rustlab_rows = [r for r in report.training if r.kind == "rustlab"]
-    if rustlab_rows:
-        best = max(rustlab_rows, key=lambda r: r.images_per_s)
-        if best.vs_naive is not None:
-            add(f"{best.name} / naive", best.vs_naive, TARGETS["rustlab_vs_naive"],
-                best.vs_naive >= TARGETS["rustlab_vs_naive"], "x")
-        if best.vs_bound is not None:
-            add(f"{best.name} / bound", best.vs_bound, TARGETS["rustlab_vs_bound"],
-                best.vs_bound >= TARGETS["rustlab_vs_bound"], "x")
-    for p in report.predict:
-        if p.channels_last:  # targets are about what rustlab predict does today
-            continue
-        key = f"{p.model}_predict_ms"
-        if key in TARGETS:
-            worst = max(p.pil_ms, p.path_ms)
-            add(f"{p.model} warm predict at {p.image_size}px", worst, TARGETS[key], worst < TARGETS[key], "ms")
-    if report.startup is not None:
-        add("rustlab --help", report.startup.help_s, TARGETS["help_s"], report.startup.help_s < TARGETS["help_s"], "s")
-        out.append({"target": "rustlab --help imports torch", "measured": report.startup.help_imports_torch,
-                    "goal": False, "unit": "", "met": not report.startup.help_imports_torch})
-    return out
-
-
-def default_mark(row: PipelineResult) -> str:
-    """Marks the row that `rustlab train` runs today (TrainConfig's workers, contiguous layout)."""
-    from rustlab.config import TrainConfig
-
-    is_default = row.kind == "rustlab" and not row.channels_last and row.workers == TrainConfig().workers
-    return " (what `rustlab train` runs)" if is_default else ""
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def format_report(report: SpeedReport) -> str:
-    """The report as Markdown: the tables that go to the README and experiments/speed/."""
-    m = report.machine
-    lines = [f"machine: {m['cores']} cores ({m['cpu']}), torch {m['torch']}, torchvision {m['torchvision']}, "
-             f"pillow {m['pillow']}, python {m['python']}, torch threads {m['torch_threads']} "
-             f"(interop {m['torch_interop_threads']}), device {m['device']}"
-             + (f" ({m['gpu']})" if m.get("gpu") else "")
-             + f"; load average {m.get('load_average')} before, {m.get('load_average_after')} after"]
-    if report.command:
-        lines.append(f"command: `{report.command}`")
-    s = report.settings
-    if report.training:
-        lines += ["", f"Training throughput: {s['model']} at {s['image_size']}px, batch {s['batch_size']}, "
-                      f"{s['train_images']} training images of {s['data']}, augment {s['augment']}, "
-                      f"{s['steps']} timed batches after {s['warmup']} warm-up; fastest of {s.get('repeats', 1)} "
-                      "repeats taken in turn",
-                  "", "| pipeline | images/s | x naive | x bound (same layout) | loader alone, images/s | "
-                      "each repeat, images/s | other processes, cores |",
-                  "|---|---:|---:|---:|---:|---|---:|"]
-        for r in report.training:
-            def fmt(v, spec=".2f"):
-                return "-" if v is None else format(v, spec)
-            lines.append(f"| {r.name}{default_mark(r)} | {r.images_per_s:.1f} | {fmt(r.vs_naive)} | {fmt(r.vs_bound)} | "
-                         f"{fmt(r.data_images_per_s, '.0f')} | {', '.join(f'{v:.0f}' for v in r.runs)} | "
-                         f"{fmt(r.others_cores)} |")
-    if report.cache:
-        c = report.cache
-        lines += ["", f"Decode-once cache ({c.images} images at {c.image_size}px): first run decodes in "
-                      f"{c.decode_seconds:.2f}s, later runs load it in {c.load_seconds:.3f}s "
-                      f"({'reused' if c.reused else 'NOT reused'}); {_mib(c.memory_bytes)} in memory, "
-                      f"{_mib(c.disk_bytes)} on disk."]
-    if report.decode:
-        d = report.decode
-        lines.append(f"Decode + resize per image (median of {d.images}): PIL full decode {d.full_ms:.2f} ms, "
-                     f"JPEG draft mode {d.draft_ms:.2f} ms"
-                     + (f"; a 12 MP camera JPEG: {d.camera_full_ms:.0f} ms full, {d.camera_draft_ms:.0f} ms draft"
-                        if d.camera_full_ms is not None else "") + ".")
-    if report.predict:
-        lines += ["", "| Predictor (warm) | size | from PIL image, ms (p90) | from JPEG path, ms (p90) | "
-                      "folder, images/s | other processes, cores |", "|---|---:|---:|---:|---:|---:|"]
-        for p in report.predict:
-            layout = ", channels_last" if p.channels_last else ""
-            lines.append(f"| {p.model} ({p.parameters:,} params{layout}) | {p.image_size} | {p.pil_ms:.1f} ({p.pil_p90_ms:.1f}) "
-                         f"| {p.path_ms:.1f} ({p.path_p90_ms:.1f}) | {p.folder_images_per_s:.1f} "
-                         f"({p.folder_images} images, batch {p.batch_size}) | "
-                         f"{'-' if p.others_cores is None else f'{p.others_cores:.2f}'} |")
-    if report.startup:
-        st = report.startup
-        lines += ["", f"Cold start: `python -c pass` {st.python_s:.2f}s; `import rustlab` "
-                      f"{st.import_rustlab_ms:.1f} ms; `rustlab --help` {st.help_s:.2f}s "
-                      f"(imports torch: {'yes' if st.help_imports_torch else 'no'})"
-                  + (f"; `rustlab predict` one JPEG {st.predict_s:.2f}s, of which `import torch` alone "
-                     f"{st.import_torch_s:.2f}s" if st.predict_s is not None else "") + "."]
-    targets = check_targets(report)
-    if targets:
-        lines += ["", "| target | measured | goal | met |", "|---|---:|---:|---|"]
-        for t in targets:
-            goal = f"{'>=' if t['unit'] == 'x' else '<'} {t['goal']}{t['unit']}" if t["unit"] else str(t["goal"])
-            value = f"{t['measured']}{t['unit']}" if t["unit"] else str(t["measured"])
-            lines.append(f"| {t['target']} | {value} | {goal} | {'yes' if t['met'] else 'NO'} |")
-    for line in report.skipped:
-        lines.append(f"\nskipped: {line}")
-    return "\n".join(lines)
