@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from rustlab.errors import CheckpointError, ImageError, RustlabError
-from rustlab.predict import Prediction, _name
+from rustlab.predict import Prediction, _name, make_prediction, predict_batched
 
 _REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
 
@@ -202,35 +202,9 @@ class OnnxPredictor:
         start = time.perf_counter()
         array, size = self.preprocess(image, name)
         result = self._interpret(self.forward(array[None]), self.meta)[0]
-        return _prediction(result, name or _name(image), size, time.perf_counter() - start)
+        return make_prediction(result, name or _name(image), size, time.perf_counter() - start)
 
     def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
         """Predictions in input order; an unreadable file yields its ImageError instead."""
-        pending: list = []
-
-        def flush():
-            if not pending:
-                return []
-            start = time.perf_counter()
-            results = self._interpret(self.forward(np.stack([a for _, a, _ in pending])), self.meta)
-            each = (time.perf_counter() - start) / len(pending)
-            out = [_prediction(r, src, size, each) for (src, _, size), r in zip(pending, results)]
-            pending.clear()
-            return out
-
-        for image in images:
-            name = _name(image)
-            try:
-                array, size = self.preprocess(image, name)
-            except ImageError as exc:
-                yield from flush()
-                yield exc
-                continue
-            pending.append((name, array, size))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
-
-
-def _prediction(result: dict, source: str, size, seconds: float) -> Prediction:
-    return Prediction(source=source, seconds=seconds, image_size=tuple(size), **result)
+        return predict_batched(images, self.preprocess,
+                               lambda arrays: self._interpret(self.forward(np.stack(arrays)), self.meta), batch_size)

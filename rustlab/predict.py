@@ -89,40 +89,52 @@ class Predictor:
         start = time.perf_counter()
         tensor, size = self.preprocess(image, name)
         result = self.task.interpret(self.forward(tensor[None]), self.meta)[0]
-        return self._prediction(result, name or _name(image), size, time.perf_counter() - start)
+        return make_prediction(result, name or _name(image), size, time.perf_counter() - start)
 
     def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
         """Predictions in input order; an unreadable file yields its ImageError instead."""
         import torch
 
-        pending = []
+        def run(tensors):
+            return self.task.interpret(self.forward(torch.stack(tensors)), self.meta)
 
-        def flush():
-            if not pending:
-                return []
-            start = time.perf_counter()
-            results = self.task.interpret(self.forward(torch.stack([t for _, t, _ in pending])), self.meta)
-            each = (time.perf_counter() - start) / len(pending)
-            out = [self._prediction(r, src, size, each) for (src, _, size), r in zip(pending, results)]
-            pending.clear()
-            return out
+        return predict_batched(images, self.preprocess, run, batch_size)
 
-        for image in images:
-            name = _name(image)
-            try:
-                tensor, size = self.preprocess(image, name)
-            except ImageError as exc:
-                yield from flush()
-                yield exc
-                continue
-            pending.append((name, tensor, size))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
 
-    def _prediction(self, result: dict, source: str, size, seconds: float) -> Prediction:
-        mask = result.pop("mask", None)
-        return Prediction(source=source, seconds=seconds, mask=mask, image_size=tuple(size), **result)
+def make_prediction(result: dict, source: str, size, seconds: float) -> Prediction:
+    """A Prediction from a task's per-image result dict (``interpret``) and its timing."""
+    return Prediction(source=source, seconds=seconds, image_size=tuple(size), **result)
+
+
+def predict_batched(images: Iterable, preprocess, run, batch_size: int) -> Iterator[Prediction | ImageError]:
+    """The batching loop of every predictor (PyTorch and ONNX Runtime).
+
+    ``preprocess(image, name) -> (array, size)`` may raise ImageError, which is yielded in place
+    of that image's Prediction; ``run(list of arrays) -> list of result dicts`` predicts a batch."""
+    pending = []
+
+    def flush():
+        if not pending:
+            return []
+        start = time.perf_counter()
+        results = run([array for _, array, _ in pending])
+        each = (time.perf_counter() - start) / len(pending)
+        out = [make_prediction(r, src, size, each) for (src, _, size), r in zip(pending, results)]
+        pending.clear()
+        return out
+
+    for image in images:
+        name = _name(image)
+        try:
+            array, size = preprocess(image, name)
+        except ImageError as exc:
+            yield from flush()
+            yield exc
+            continue
+        pending.append((name, array, size))
+        if len(pending) >= batch_size:
+            yield from flush()
+    yield from flush()
 
 
 def _name(image) -> str:
