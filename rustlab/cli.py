@@ -64,10 +64,17 @@ def models_cmd(as_json):
               help="builtin | builtin:N | folder | file.parquet | hub id (e.g. BinKhoaLe1812/Corrosion_Rust). "
                    "[default: builtin]")
 @click.option("--negatives", default=None, help="Folder of images with no rust, added with empty masks.")
+@click.option("--extra-data", multiple=True, metavar="DATA",
+              help="Another source mixed into training (repeatable): its train and validation splits join "
+                   "ours, its test split stays held out for `rustlab evaluate --data DATA`.")
+@click.option("--balance/--no-balance", default=None,
+              help="Draw training images class-balanced instead of shuffling. [default: no-balance]")
 @click.option("--epochs", type=int, default=None, help="[default: 30]")
 @click.option("--batch-size", type=int, default=None, help="[default: 32]")
 @click.option("--lr", type=float, default=None, help="Peak learning rate. [default: 0.002]")
 @click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--split-seed", type=int, default=None,
+              help="Seed of the seeded train/validation/test splits. [default: --seed]")
 @click.option("--image-size", type=int, default=None, help="Input size in pixels. [default: the model's]")
 @click.option("--augment", type=click.Choice(["none", "light", "standard", "strong"]), default=None)
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto]")
@@ -91,6 +98,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 
     if no_cache:
         flags["cache"] = False
+    flags["extra_data"] = list(flags["extra_data"]) or None  # not given: the config file's (if any)
     if resume:
         from rustlab.train_state import resume_config
 

@@ -16,6 +16,10 @@ class TrainConfig:
     model: str = "cnn"
     data: str = "builtin"
     negatives: str | None = None  # images with no rust, added with empty masks / no_rust labels
+    # more sources mixed into training (e.g. another collector's photos): each is split on its own,
+    # its train and validation splits join ours and its test split stays out, held out for
+    # `rustlab evaluate --data <it>` (which recomputes the same split from the checkpoint)
+    extra_data: list[str] = field(default_factory=list)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
@@ -25,6 +29,8 @@ class TrainConfig:
     augment: str = "standard"  # none | light | standard | strong
     image_size: int | None = None  # None: the model config's image_size
     seed: int = 0
+    split_seed: int | None = None  # seed of the seeded splits; None: seed (fix it to compare seeds on one split)
+    balance: bool = False  # draw training images class-balanced (with replacement) instead of shuffling
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only (bf16 is far slower than fp32 on these CPUs)
     workers: int = 0  # DataLoader workers; 0 measured fastest on 2 cores (1 worker: 9-25% slower; experiments/speed)
@@ -33,6 +39,16 @@ class TrainConfig:
     name: str | None = None  # run folder name; default <model>-<timestamp>
     cache: bool = True  # reuse decoded images across runs
     model_config: dict = field(default_factory=dict)  # overrides of the plugin's config
+
+    def __post_init__(self):
+        # a TOML string or a CLI tuple: always a list of sources
+        if isinstance(self.extra_data, str):
+            self.extra_data = [self.extra_data]
+        self.extra_data = [str(d) for d in (self.extra_data or [])]
+
+    @property
+    def data_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def validate(self) -> None:
         checks = [

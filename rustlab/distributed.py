@@ -126,12 +126,16 @@ class Dist:
                                "(it is the global batch, split evenly across processes)")
         return batch_size // self.world_size
 
-    def sampler(self, dataset, seed: int):
+    def sampler(self, dataset, seed: int, balance_labels=None):
         """A seed + epoch permutation, strided across ranks (call ``set_epoch`` every epoch).
 
         ``drop_last`` trims the permutation to a multiple of N instead of padding it with repeated
-        samples, so every rank sees floor(len / N) samples and no sample counts twice."""
+        samples, so every rank sees floor(len / N) samples and no sample counts twice.
+        ``balance_labels`` (one label per item): class-balanced draws instead, see BalancedSampler."""
         from torch.utils.data.distributed import DistributedSampler
+
+        if balance_labels is not None:
+            return BalancedSampler(balance_labels, seed, num_replicas=self.world_size, rank=self.rank)
 
         return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
                                   seed=seed, drop_last=True)
@@ -219,3 +223,36 @@ class KeyedAugmentation:
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(mix_seed(self.seed, self.epoch, index))
             return self.dataset[index]
+
+
+class BalancedSampler:
+    """Class-balanced draws with replacement: every class is equally likely at each draw.
+
+    Each epoch draws as many indices as there are items from a generator seeded by (seed, epoch),
+    the same on every rank; rank r takes positions r, r+N, ... as DistributedSampler does, so
+    N processes see what one would and a resumed run draws what an uninterrupted one did.
+    Minority-class images repeat (under different augmentations) and majority-class images are
+    sometimes left out of an epoch."""
+
+    def __init__(self, labels, seed: int, num_replicas: int = 1, rank: int = 0):
+        import torch
+
+        labels = [int(label) for label in labels]
+        counts = {label: labels.count(label) for label in set(labels)}
+        self.weights = torch.tensor([1.0 / counts[label] for label in labels], dtype=torch.float64)
+        self.seed, self.num_replicas, self.rank = int(seed), int(num_replicas), int(rank)
+        self.total = len(labels) - len(labels) % self.num_replicas
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 0xBA1A))
+        drawn = torch.multinomial(self.weights, self.total, replacement=True, generator=generator)
+        return iter(drawn[self.rank::self.num_replicas].tolist())
+
+    def __len__(self):
+        return self.total // self.num_replicas

@@ -25,7 +25,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
                         batch_size: int = 64, log=None) -> dict:
     """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: the data it was trained on).
 
-    The split is recomputed with the training run's seed, so `test` is the same held-out set the
+    The split is recomputed with the training run's split seed, so `test` is the same held-out set the
     trainer scored. ``all`` scores every image (for a set the model never saw).
     """
     from rustlab.checkpoint import build_model_from_checkpoint
@@ -55,7 +55,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     if split == "all":
         examples = source.examples
     else:
-        examples = assign_splits(source, seed=int(train_args.get("seed", 0)))[split]
+        split_seed = train_args.get("split_seed")
+        examples = assign_splits(source, seed=int(train_args.get("seed", 0) if split_seed is None else split_seed))[split]
     if not examples:
         raise RustlabError(f"--data {data}: the {split} split is empty (try --split all)")
     size = int(meta["preprocessing"]["image_size"])

@@ -52,7 +52,12 @@ def prepare_data(cfg: TrainConfig, task, image_size: int, log=log_line) -> Prepa
     from rustlab.data.splits import assign_splits, split_counts
 
     source = load_source(cfg.data, negatives=cfg.negatives, task=task.name)
-    splits = assign_splits(source, seed=cfg.seed)
+    splits = assign_splits(source, seed=cfg.data_split_seed)
+    fingerprint = source.fingerprint()
+    if cfg.extra_data:
+        from rustlab.data.mixing import add_extra_sources
+
+        fingerprint = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed, task.name)
     log(f"data {cfg.data}: {len(source.examples)} images, classes {source.class_names} (rust = "
         f"{source.class_names[source.rust_index]!r})")
     for note in source.notes:
@@ -73,7 +78,7 @@ def prepare_data(cfg: TrainConfig, task, image_size: int, log=log_line) -> Prepa
         raise RustlabError(f"--data {cfg.data}: no readable training images")
     if "validation" not in decoded or len(decoded["validation"]) == 0:
         raise RustlabError(f"--data {cfg.data}: too few images for a validation split")
-    return PreparedData(source, splits, decoded, source.fingerprint())
+    return PreparedData(source, splits, decoded, fingerprint)
 
 
 def make_optimizer(model, cfg: TrainConfig, steps_per_epoch: int):
@@ -351,7 +356,8 @@ def _train(cfg: TrainConfig, spec, task, dist, log, resume, stop_event) -> RunRe
 
     train_set = KeyedAugmentation(DecodedDataset(data.decoded["train"], target=task.target,
                                                  transform=build_augmentation(cfg.augment, image_size)), cfg.seed)
-    sampler = dist.sampler(train_set, seed=cfg.seed)
+    sampler = dist.sampler(train_set, seed=cfg.seed,
+                           balance_labels=data.decoded["train"].labels.tolist() if cfg.balance else None)
     # Workers are not persistent: each epoch's workers are forked after set_epoch, so they see it.
     loader = torch.utils.data.DataLoader(
         train_set, batch_size=per_rank_batch, sampler=sampler, drop_last=len(train_set) > cfg.batch_size,

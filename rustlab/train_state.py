@@ -184,9 +184,12 @@ def check_resumable(state: TrainState, cfg) -> None:
     if state.progress.complete:
         raise RustlabError(f"--resume {state.path.parent}: this run finished at epoch {state.progress.epoch}; "
                            "nothing to resume")
+    from rustlab.config import TrainConfig
+
     current = cfg.to_dict()
+    defaults = TrainConfig().to_dict()  # settings added since the run started have their default
     changed = sorted(k for k in set(state.train_args) | set(current)
-                     if k not in RUNTIME_SETTINGS and state.train_args.get(k) != current.get(k))
+                     if k not in RUNTIME_SETTINGS and state.train_args.get(k, defaults.get(k)) != current.get(k))
     if changed:
         raise RustlabError(f"--resume {state.path.parent}: settings differ from the interrupted run's: "
                            f"{', '.join(changed)}")

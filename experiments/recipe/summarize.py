@@ -19,7 +19,8 @@ def row(run: Path) -> str:
     config = json.loads((run / "config.json").read_text())
     scores = {(Path(r["data"]).name, r["split"]): r for r in json.loads((run / "scores.json").read_text())}
     best = max(history, key=lambda r: (r["val_accuracy"], -r["val_loss"]))  # the trainer's own rule
-    trained_on_seg = "corrosion-seg" in json.dumps(config["data"]) or "seg" in config["data"]["spec"]
+    trained_on_seg = ("corrosion-seg" in json.dumps(config["data"]) or "seg" in config["data"]["spec"]
+                      or any("corrosion-seg" in d for d in config["train_args"].get("extra_data", [])))
     seg_all = "(seen)" if trained_on_seg else _fmt(scores[("corrosion-seg", "all")]["accuracy"])
     test = scores[("corrosion-cls", "test")]
     cls_val, seg_val = scores[("corrosion-cls", "validation")], scores[("corrosion-seg", "validation")]

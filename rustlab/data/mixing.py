@@ -1,0 +1,48 @@
+"""Training on several sources at once (``--extra-data``): one more collector's photos join ours.
+
+Each extra source is split on its own (its publisher's split, else rustlab's seeded group split,
+the one ``rustlab evaluate --data <it>`` recomputes from the checkpoint's seed), so its test
+split stays out of training and can be scored as a held-out set of another collector. Its train
+and validation images join the main source's, so the validation metric that picks the best epoch
+sees every source. Labels are mapped by meaning (rust / not rust), never by position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from rustlab.data.sources import Source, load_source
+from rustlab.data.splits import assign_splits
+from rustlab.errors import DataError
+
+
+def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, task: str) -> str:
+    """Add the train/validation splits of every ``extra_specs`` source to ``splits`` (in place).
+
+    Returns the fingerprint of all the data (main + extras); notes go to ``main.notes``."""
+    fingerprint = hashlib.sha1(main.fingerprint().encode())
+    for spec in extra_specs:
+        extra = load_source(spec, task=task)
+        if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):
+            raise DataError(f"--extra-data {spec}: classes {extra.class_names} do not match {main.class_names}")
+        extra_splits = assign_splits(extra, seed=seed)
+        added = {}
+        for split in ("train", "validation"):
+            examples = [_relabelled(ex, extra, main) for ex in extra_splits[split]]
+            splits[split] = list(splits.get(split, [])) + examples
+            added[split] = len(examples)
+        held = len(extra_splits.get("test", []))
+        main.notes.append(f"extra data {spec}: +{added['train']} train, +{added['validation']} validation; "
+                          f"its {held} test images held out")
+        fingerprint.update(f"|{spec}:{extra.fingerprint()}:{seed}".encode())
+    return fingerprint.hexdigest()[:16]
+
+
+def _relabelled(example, extra: Source, main: Source):
+    if example.label is None or list(extra.class_names) == list(main.class_names):
+        return example
+    is_rust = example.label == extra.rust_index
+    label = main.rust_index if is_rust else 1 - main.rust_index
+    return replace(example, label=label)
+

@@ -1,0 +1,135 @@
+"""Training on several sources (--extra-data), class-balanced sampling and the split seed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import TINY_DATA, run_cli, tiny_config, train_tiny
+
+from rustlab.config import TrainConfig, resolve_config
+from rustlab.data.sources import load_source
+from rustlab.data.splits import assign_splits
+
+
+@pytest.fixture(scope="module")
+def other_collector(tmp_path_factory) -> Path:
+    """A second source whose classes are named differently: rust/ and steel/ (rust is class 0 here)."""
+    import numpy as np
+    from PIL import Image
+
+    from rustlab.data.synthetic import render_sample
+
+    root = tmp_path_factory.mktemp("other")
+    for i in range(20):
+        for has_rust, folder in ((True, "rust"), (False, "steel")):
+            (root / folder).mkdir(exist_ok=True)
+            img, _ = render_sample(np.random.default_rng([5, i, has_rust]), 48, has_rust)
+            Image.fromarray(img).save(root / folder / f"{folder}_{i}.png")
+    return root
+
+
+def test_extra_source_joins_train_and_validation_and_keeps_its_test_split_out(other_collector):
+    from rustlab.data.mixing import add_extra_sources
+
+    main = load_source(TINY_DATA)
+    splits = assign_splits(main, seed=0)
+    before = {s: len(v) for s, v in splits.items()}
+    extra = load_source(other_collector)
+    assert extra.class_names == ["rust", "steel"] and extra.rust_index == 0
+    extra_splits = assign_splits(extra, seed=0)
+
+    fingerprint = add_extra_sources(main, splits, [str(other_collector)], seed=0, task="classification")
+
+    for s in ("train", "validation"):
+        assert len(splits[s]) == before[s] + len(extra_splits[s])
+    assert len(splits["test"]) == before["test"]  # the main test split is untouched
+    held_out = {e.key for e in extra_splits["test"]}
+    assert held_out and not held_out & {e.key for s in ("train", "validation") for e in splits[s]}
+    # labels follow the meaning, not the position: rust/ images get the main source's rust index
+    for e in splits["train"]:
+        if e.key.startswith(str(other_collector)):
+            assert e.label == (main.rust_index if "/rust/" in e.key else 1 - main.rust_index)
+    assert fingerprint != main.fingerprint()  # a resume notices when the extra data changes
+    assert any("extra data" in note for note in main.notes)
+
+
+def test_training_with_extra_data_then_scoring_its_held_out_split(other_collector, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--model", "cnn", "--data", TINY_DATA, "--extra-data", other_collector,
+                           "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--out", tmp_path, "--name", "mix",
+                           "--seed", "1", "--split-seed", "0",
+                           *[f"--set={k}={v}" for k, v in tiny_config("cnn").items()])
+    assert code == 0, err
+    assert "its 6 test images held out" in err
+    config = json.loads((tmp_path / "mix" / "config.json").read_text())
+    assert config["train_args"]["extra_data"] == [str(other_collector)]
+    extra_splits = assign_splits(load_source(other_collector), seed=0)
+    main_splits = assign_splits(load_source(TINY_DATA), seed=0)
+    assert config["data"]["counts"]["train"] == len(main_splits["train"]) + len(extra_splits["train"])
+
+    code, out, err = run_cli(capsys, "evaluate", "-c", tmp_path / "mix", "--data", other_collector, "--json")
+    assert code == 0, err
+    row = json.loads(out)  # one --data: one object
+    assert row["n"] == len(extra_splits["test"]) == 6
+
+    # evaluate recomputes the main test split with the split seed (0), not the training seed (1)
+    code, out, err = run_cli(capsys, "evaluate", "-c", tmp_path / "mix", "--json")
+    assert code == 0, err
+    trainer_test = json.loads((tmp_path / "mix" / "test_metrics.json").read_text())
+    assert json.loads(out)["loss"] == pytest.approx(trainer_test["loss"], rel=1e-5)
+
+
+def test_extra_data_from_a_config_file_and_bad_paths(tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "builtin:96"\nextra_data = "builtin:40"\nbalance = true\nsplit_seed = 3\n')
+    cfg = resolve_config(str(toml))
+    assert cfg.extra_data == ["builtin:40"] and cfg.balance and cfg.data_split_seed == 3
+    assert resolve_config(str(toml), {"extra_data": ["a", "b"]}).extra_data == ["a", "b"]  # flags win
+    assert TrainConfig(seed=4).data_split_seed == 4
+
+    code, _, err = run_cli(capsys, "train", "--data", TINY_DATA, "--extra-data", tmp_path / "missing",
+                           "--epochs", "1", "--out", tmp_path)
+    assert code != 0 and "Traceback" not in err
+    assert "missing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_balanced_sampler_draws_classes_evenly_and_shards_like_one_process():
+    from rustlab.distributed import BalancedSampler
+
+    labels = [0] * 900 + [1] * 100
+    one = BalancedSampler(labels, seed=7)
+    one.set_epoch(1)
+    drawn = list(one)
+    assert len(drawn) == len(one) == 1000
+    share = Counter(labels[i] for i in drawn)[1] / len(drawn)
+    assert 0.44 < share < 0.56  # shuffling would give 0.10
+    assert drawn == list(one)  # the same (seed, epoch): the same draw (what a resume relies on)
+    one.set_epoch(2)
+    assert list(one) != drawn
+    one.set_epoch(1)
+    shards = []
+    for rank in range(2):
+        part = BalancedSampler(labels, seed=7, num_replicas=2, rank=rank)
+        part.set_epoch(1)
+        shards.append(list(part))
+    assert [i for pair in zip(*shards) for i in pair] == drawn
+
+
+def test_balanced_training_runs_and_is_recorded(tmp_path):
+    result = train_tiny("cnn", tmp_path, epochs=1, balance=True)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["train_args"]["balance"] is True
+
+
+def test_runs_from_before_these_settings_still_resume():
+    from rustlab.train_state import check_resumable
+
+    cfg = TrainConfig(model_config=tiny_config("cnn"))
+    old_args = {k: v for k, v in cfg.to_dict().items() if k not in ("extra_data", "balance", "split_seed")}
+    state = SimpleNamespace(progress=SimpleNamespace(complete=False), train_args=old_args, path=Path("x/state"))
+    check_resumable(state, cfg)  # no "settings differ" for settings the old run did not have
+    with pytest.raises(Exception, match="balance"):
+        check_resumable(state, TrainConfig(model_config=tiny_config("cnn"), balance=True))
