@@ -55,8 +55,9 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     if split == "all":
         examples = source.examples
     else:
-        split_seed = train_args.get("split_seed")
-        examples = assign_splits(source, seed=int(train_args.get("seed", 0) if split_seed is None else split_seed))[split]
+        split_seed = train_args.get("split_seed")  # None (or a run from before it existed): the seed
+        seed = int(train_args.get("seed", 0) if split_seed is None else split_seed)
+        examples = assign_splits(source, seed=seed)[split]
     if not examples:
         raise RustlabError(f"--data {data}: the {split} split is empty (try --split all)")
     size = int(meta["preprocessing"]["image_size"])

@@ -93,7 +93,7 @@ def test_extra_data_from_a_config_file_and_bad_paths(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--data", TINY_DATA, "--extra-data", tmp_path / "missing",
                            "--epochs", "1", "--out", tmp_path)
     assert code != 0 and "Traceback" not in err
-    assert "missing" in err and len(err.strip().splitlines()) == 1
+    assert "--extra-data" in err and "missing" in err and len(err.strip().splitlines()) == 1
 
 
 def test_balanced_sampler_draws_classes_evenly_and_shards_like_one_process():

@@ -23,7 +23,10 @@ def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, task: 
     Returns the fingerprint of all the data (main + extras); notes go to ``main.notes``."""
     fingerprint = hashlib.sha1(main.fingerprint().encode())
     for spec in extra_specs:
-        extra = load_source(spec, task=task)
+        try:
+            extra = load_source(spec, task=task)
+        except DataError as exc:  # its messages name the flag --data; this one came from --extra-data
+            raise DataError(str(exc).replace("--data ", "--extra-data ", 1)) from None
         if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):
             raise DataError(f"--extra-data {spec}: classes {extra.class_names} do not match {main.class_names}")
         extra_splits = assign_splits(extra, seed=seed)
@@ -45,4 +48,3 @@ def _relabelled(example, extra: Source, main: Source):
     is_rust = example.label == extra.rust_index
     label = main.rust_index if is_rust else 1 - main.rust_index
     return replace(example, label=label)
-
