@@ -18,6 +18,7 @@ import numpy as np
 
 from rustlab.errors import CheckpointError, ImageError, RustlabError
 from rustlab.predict import Prediction, _name, make_prediction, predict_batched
+from rustlab.task_results import classification_results, segmentation_results
 
 _REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
 
@@ -69,18 +70,7 @@ def interpret_classification(outputs: np.ndarray, meta: dict) -> list[dict]:
 
     logits = np.asarray(outputs, dtype=np.float32)
     probs = _softmax(logits / np.float32(temperature_of(meta.get("calibration"))))
-    names, rust_index = meta["class_names"], meta["rust_index"]
-    results = []
-    for row, k in zip(probs, logits.argmax(axis=1)):
-        k = int(k)
-        results.append({
-            "label": names[k],
-            "is_rust": k == rust_index,
-            "confidence": float(row[k]),
-            "rust_probability": float(row[rust_index]),
-            "probabilities": {n: float(p) for n, p in zip(names, row)},
-        })
-    return results
+    return classification_results(probs, logits.argmax(axis=1), meta)
 
 
 from rustlab.segmentation_defaults import AREA_FLOOR as SEG_AREA_FLOOR  # noqa: E402 (torch-free)
@@ -100,24 +90,7 @@ def interpret_segmentation(outputs: np.ndarray, meta: dict) -> list[dict]:
     area = (probs >= float(cal.get("pixel_threshold", SEG_PIXEL_THRESHOLD))).reshape(len(probs), -1).mean(axis=1)
     score = lambda a: np.log10(np.float64(a) + SEG_AREA_FLOOR)  # noqa: E731 - decades of rust area
     p_rust = 1.0 / (1.0 + np.exp(-slope * (score(area) - score(area_threshold))))
-    names = list(meta["class_names"])
-    rust_index = int(meta["rust_index"])
-    rust_name = names[rust_index]
-    other = names[1 - rust_index] if len(names) == 2 else f"no_{rust_name}"
-    results = []
-    for i in range(len(area)):
-        is_rust = bool(area[i] > area_threshold)
-        p = float(p_rust[i])
-        results.append({
-            "label": rust_name if is_rust else other,
-            "is_rust": is_rust,
-            "confidence": p if is_rust else 1.0 - p,
-            "rust_probability": p,
-            "probabilities": {other: 1.0 - p, rust_name: p},
-            "rust_area": float(area[i]),
-            "mask": probs[i, 0],
-        })
-    return results
+    return segmentation_results(area, p_rust, probs[:, 0], area_threshold, meta)
 
 
 INTERPRETERS = {"classification": interpret_classification, "segmentation": interpret_segmentation}

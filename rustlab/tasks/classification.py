@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from rustlab.metrics import binary_metrics
+from rustlab.task_results import classification_results
 
 
 class ClassificationMeter:
@@ -106,17 +107,5 @@ class ClassificationTask:
         temperature = temperature_of(meta.get("calibration"))
         logits = outputs.detach().float().cpu()
         probs = (logits / temperature).softmax(dim=1)
-        names = meta["class_names"]
-        rust_index = meta["rust_index"]
-        results = []
-        for row, k in zip(probs, logits.argmax(dim=1).tolist()):  # label from the logits: T never changes it
-            results.append(
-                {
-                    "label": names[k],
-                    "is_rust": k == rust_index,
-                    "confidence": float(row[k]),
-                    "rust_probability": float(row[rust_index]),
-                    "probabilities": {n: float(p) for n, p in zip(names, row)},
-                }
-            )
-        return results
+        # the label from the logits: the temperature never changes it
+        return classification_results(probs, logits.argmax(dim=1).tolist(), meta)

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from rustlab.metrics import binary_metrics, roc_auc
 from rustlab.segmentation_defaults import AREA_FLOOR, DEFAULT_AREA_THRESHOLD, DEFAULT_SLOPE, PIXEL_THRESHOLD
+from rustlab.task_results import segmentation_results
+
 DICE_SMOOTH = 1.0
 
 
@@ -209,24 +211,7 @@ class SegmentationTask:
         area, _, _ = pixel_stats(outputs, None, float(calibration.get("pixel_threshold", PIXEL_THRESHOLD)))
         p_rust = rust_probability(area, calibration)
         probs = torch.sigmoid(outputs.detach().float()).cpu()
-        names = list(meta["class_names"])
-        rust_index = int(meta["rust_index"])
-        rust_name = names[rust_index]
-        other = names[1 - rust_index] if len(names) == 2 else f"no_{rust_name}"
-        results = []
-        for i in range(len(area)):
-            is_rust = bool(area[i] > threshold)
-            p = float(p_rust[i])
-            results.append({
-                "label": rust_name if is_rust else other,
-                "is_rust": is_rust,
-                "confidence": p if is_rust else 1.0 - p,
-                "rust_probability": p,
-                "probabilities": {other: 1.0 - p, rust_name: p},
-                "rust_area": float(area[i]),
-                "mask": probs[i, 0].numpy(),
-            })
-        return results
+        return segmentation_results(area, p_rust, probs[:, 0].numpy(), threshold, meta)
 
 
 class ImageLevelSegmentationTask(SegmentationTask):
