@@ -12,13 +12,9 @@ import sys
 
 import click
 
-EXIT_ERROR = 1
-EXIT_PARTIAL = 3
+from rustlab.cli_output import (EXIT_ERROR, EXIT_PARTIAL, fail, mask_output_dir, print_metrics_table,
+                                report_skipped, write_mask_files, write_reliability_plots)
 
-
-def _fail(message: str, code: int = EXIT_ERROR):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -113,28 +109,6 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
         sys.exit(EXIT_PARTIAL)
 
 
-_PIXEL_COLUMNS = {"iou": "iou", "dice": "dice", "pixel_precision": "px_prec", "pixel_recall": "px_rec"}
-
-
-def _print_metrics_table(results: list[dict]):
-    cols = {c: c for c in ("accuracy", "precision", "recall", "f1", "roc_auc")}
-    if any("image_call" in r for r in results):  # a segmenter: rust-class pixel metrics first
-        cols = {**_PIXEL_COLUMNS, **cols}
-    click.echo(f"{'data':<40} {'split':<10} " + " ".join(f"{h:>9}" for h in cols.values()) + f" {'n':>6}")
-    for r in results:
-        vals = " ".join(f"{r[c]:>9.4f}" if isinstance(r.get(c), float) else f"{'-':>9}" for c in cols)
-        click.echo(f"{r['data'][-40:]:<40} {r['split']:<10} {vals} {r['n']:>6}")
-    for r in results:
-        if "image_call" in r:
-            call = r["image_call"]
-            pixels = "pixel metrics over all pixels of the split (rust class); " if "iou" in r else \
-                "no masks in this data: image-level call only; "
-            click.echo(f"{r['data'][-40:]}: {pixels}accuracy..roc_auc: image called rust when its rust area "
-                       f"> {100 * call['area_threshold']:.2f}% ("
-                       + ("threshold chosen on validation)" if call["threshold_from"] == "validation"
-                          else "default threshold: the checkpoint has no calibration)"))
-
-
 @cli.command("evaluate")
 @click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
 @click.option("--data", "-d", multiple=True, help="Data to score (repeatable). [default: the training data]")
@@ -150,79 +124,27 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
     from pathlib import Path
 
     from rustlab.evaluate import evaluate_checkpoint
+    from rustlab.registry import get_task
 
     if plots_dir:  # fail before the evaluation, not after it
         try:
             Path(plots_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            _fail(f"--plots {plots_dir}: cannot create folder ({exc.strerror or exc})")
+            fail(f"--plots {plots_dir}: cannot create folder ({exc.strerror or exc})")
     results = [evaluate_checkpoint(checkpoint, d, split, device) for d in (data or [None])]
-    _write_reliability_plots(results, list(data), plots_dir)
+    write_reliability_plots(results, list(data), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
-        _report_skipped(results)
+        report_skipped(results)
         return
-    _print_metrics_table(results)
+    print_metrics_table(results)
     for r in results:
-        (tn, fp), (fn, tp) = r["confusion"]
-        click.echo(f"\n{r['data']} [{r['split']}]: confusion (rows true, columns predicted)")
-        click.echo(f"{'':>12} {'no_rust':>8} {'rust':>8}")
-        click.echo(f"{'no_rust':>12} {tn:>8} {fp:>8}\n{'rust':>12} {fn:>8} {tp:>8}")
-        if "ece" in r:
-            after = (f"{r['ece_uncalibrated']:.4f} uncalibrated -> {r['ece']:.4f} with temperature "
-                     f"{r['temperature']:.3g} (fitted on validation)" if "ece_uncalibrated" in r
-                     else f"{r['ece']:.4f} (the checkpoint has no temperature)")
-            click.echo(f"expected calibration error (15 bins): {after}")
+        lines = get_task(r["task"]).metric_details(r)
+        if lines:
+            click.echo(f"\n{r['data']} [{r['split']}]: " + "\n".join(lines))
         if r.get("reliability_plot"):
             click.echo(f"reliability diagram: {r['reliability_plot']}")
-    _report_skipped(results)
-
-
-def _report_skipped(results: list[dict]) -> None:
-    """One `error: FILE: reason` line per unreadable image, then exit 3 (partial) if there was any."""
-    skipped = [s for r in results for s in r["skipped"]]
-    for s in skipped:
-        click.echo(f"error: {s['file']}: {s['reason']}", err=True)
-    if skipped:
-        scored = sum(r["n"] for r in results)
-        click.echo(f"{len(skipped)} unreadable image(s) skipped; metrics are over the {scored} readable ones",
-                   err=True)
-        sys.exit(EXIT_PARTIAL)
-
-
-def _write_reliability_plots(results: list[dict], data: list[str], plots_dir: str | None) -> None:
-    """reliability-<split>[-<data>].png per classification result; adds ``reliability_plot``.
-
-    The default folder is the checkpoint's (beside curves.png); when that is not writable, a
-    warning. An explicit --plots folder that cannot be written is an error."""
-    import re
-    from pathlib import Path
-
-    from rustlab.calibration import plot_reliability_metrics
-
-    used: set[str] = set()
-    for i, r in enumerate(results):
-        if "reliability" not in r:
-            continue
-        folder = Path(plots_dir) if plots_dir else Path(r["checkpoint"]).parent
-        stem = f"reliability-{r['split']}"
-        if data:  # name the data: several --data give several plots
-            stem += "-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data[i].rstrip("/")).name or data[i]) or "data")
-        name, n = stem, 1
-        while name in used:
-            n += 1
-            name = f"{stem}-{n}"
-        used.add(name)
-        path = folder / f"{name}.png"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            plot_reliability_metrics(r, path, title=f"{r['model']} on {r['data']} [{r['split']}], n={r['n']}")
-        except OSError as exc:
-            if plots_dir:
-                _fail(f"--plots {plots_dir}: cannot write {path.name} ({exc.strerror or exc})")
-            click.echo(f"warning: cannot write {path} ({exc.strerror or exc}); use --plots DIR", err=True)
-            continue
-        r["reliability_plot"] = str(path)
+    report_skipped(results)
 
 
 @cli.command("predict")
@@ -252,7 +174,7 @@ def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_
 
         predictor = Predictor(checkpoint, device=device)
     if out_dir is not None:
-        out_dir = _mask_output_dir(predictor, out_dir)
+        out_dir = mask_output_dir(predictor, out_dir)
     used_names: set[str] = set()
     failed = total = 0
     for result in predictor.predict_many(list_images(images), batch_size=batch_size):
@@ -263,70 +185,19 @@ def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_
                 click.echo(json.dumps({"source": result.path, "error": result.reason}))
             click.echo(f"error: {result}", err=True)
             continue
-        files = _write_mask_files(predictor, result, out_dir, used_names) if out_dir is not None else {}
+        files = write_mask_files(predictor, result, out_dir, used_names) if out_dir is not None else {}
         if as_json:
             click.echo(json.dumps({**result.to_dict(), **files}))
         else:
             area = f"  area {100 * result.rust_area:5.1f}%" if result.rust_area is not None else ""
             click.echo(f"{result.label:<10} {result.confidence:6.3f}{area}  {result.source}")
     if total == 0:
-        _fail("no images found in the given paths")
+        fail("no images found in the given paths")
     if out_dir is not None and used_names:
         click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
     if failed:
         click.echo(f"{failed} of {total} image(s) could not be read", err=True)
         sys.exit(EXIT_PARTIAL if failed < total else EXIT_ERROR)
-
-
-# Overlays of huge photos are previews; the mask PNG keeps the photo's full size.
-OVERLAY_MAX_SIDE = 1600
-
-
-def _mask_output_dir(predictor, out_dir: str):
-    from pathlib import Path
-
-    if getattr(predictor.task, "target", None) != "mask":
-        _fail(f"--out writes rust masks, but {predictor.checkpoint} is a {predictor.meta['task']} model "
-              "(train a segmentation model such as unet)")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"--out {out}: cannot create folder ({exc.strerror})")
-    return out
-
-
-def _write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
-    """<stem>_mask.png (photo size, 255 = rust) and <stem>_overlay.png; returns their paths."""
-    from pathlib import Path
-
-    from rustlab.data.images import open_rgb
-    from rustlab.errors import ImageError
-    from rustlab.overlay import mask_image, overlay
-
-    stem = Path(result.source).stem or "image"
-    name, n = stem, 1
-    while name in used_names:  # same file name from two folders
-        n += 1
-        name = f"{stem}-{n}"
-    used_names.add(name)
-    threshold = float((predictor.meta.get("calibration") or {}).get("pixel_threshold", 0.5))
-    try:
-        photo = open_rgb(result.source)
-    except ImageError:  # read a moment ago; gone now: the mask alone at the decoded size
-        photo = None
-    size = photo.size if photo is not None else result.image_size
-    mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
-    try:
-        mask_image(result.mask, size, threshold).save(mask_path)
-        files = {"mask_png": str(mask_path)}
-        if photo is not None:
-            photo.thumbnail((OVERLAY_MAX_SIDE, OVERLAY_MAX_SIDE))
-            overlay(photo, result.mask, threshold).save(overlay_path)
-            files["overlay_png"] = str(overlay_path)
-    except OSError as exc:
-        _fail(f"--out {out_dir}: cannot write {mask_path.name} ({exc.strerror or exc})")
-    return files
 
 
 @cli.command("export")
@@ -368,7 +239,7 @@ def samples_cmd(out_dir, count, seed):
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _fail(f"{out}: cannot create folder ({exc.strerror})")
+        fail(f"{out}: cannot create folder ({exc.strerror})")
     for i in range(count):
         for has_rust, name in ((True, "rust"), (False, "no_rust")):
             image, _ = render_sample(np.random.default_rng([seed, i, has_rust]), 192, has_rust)
@@ -411,7 +282,7 @@ def main(argv=None):
         click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except RustlabError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

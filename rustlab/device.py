@@ -44,3 +44,19 @@ def autocast_context(device, enabled: bool = True):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix64 folding): the same on every process, machine and
+    Python version, and unrelated seeds for neighbouring inputs (unlike seed + epoch)."""
+    x = 0x9E3779B97F4A7C15
+    for part in parts:
+        x = (x ^ (int(part) & _MASK64)) & _MASK64
+        x = (x + 0x9E3779B97F4A7C15) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        x ^= x >> 31
+    return x >> 1

@@ -1,4 +1,4 @@
-"""N processes computing what one would: torchrun DDP setup, sample sharding and keyed randomness.
+"""N processes computing what one would: torchrun DDP setup and sample sharding.
 
 Under ``torchrun --nproc-per-node N -m rustlab train ...`` (WORLD_SIZE > 1 in the environment)
 the trainer joins a process group (NCCL on CUDA, gloo on CPU). Everything that could make the
@@ -8,10 +8,10 @@ N-process run differ from a single process is pinned down here:
   per-rank batch of global batch / N. Rank r takes positions r, r+N, ... of the permutation, so
   the ranks' k-th batches together are exactly the single process's k-th batch, and averaging
   the ranks' gradients (DDP) gives the single process's gradient up to float summation order;
-- which random numbers: each sample's augmentation is seeded from (seed, epoch, index) and the
-  global RNGs (dropout) from (seed, epoch, rank) at the start of every epoch, so the random
-  streams depend neither on the number of DataLoader workers nor on a resume, and no two ranks
-  share a stream;
+- which random numbers: each sample's augmentation is seeded from (seed, epoch, index)
+  (rustlab.data.sampling.KeyedAugmentation) and the global RNGs (dropout) from (seed, epoch,
+  rank) at the start of every epoch, so the random streams depend neither on the number of
+  DataLoader workers nor on a resume, and no two ranks share a stream;
 - which metrics: training outputs are gathered from every rank at each step; validation and
   test run on rank 0 over the full split, exactly as in a single process;
 - who writes: rank 0 creates the run folder (its name is broadcast) and writes every file.
@@ -26,22 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rustlab.errors import RustlabError
-
-_MASK64 = (1 << 64) - 1
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix64 folding): the same on every process, machine and
-    Python version, and unrelated seeds for neighbouring inputs (unlike seed + epoch)."""
-    x = 0x9E3779B97F4A7C15
-    for part in parts:
-        x = (x ^ (int(part) & _MASK64)) & _MASK64
-        x = (x + 0x9E3779B97F4A7C15) & _MASK64
-        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-        x ^= x >> 31
-    return x >> 1
-
 
 @dataclass
 class Dist:
@@ -135,6 +119,8 @@ class Dist:
         from torch.utils.data.distributed import DistributedSampler
 
         if balance_labels is not None:
+            from rustlab.data.sampling import BalancedSampler
+
             return BalancedSampler(balance_labels, seed, num_replicas=self.world_size, rank=self.rank)
 
         return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
@@ -197,62 +183,3 @@ def setup(device_name: str = "auto") -> Dist:
     if not td.is_initialized():
         td.init_process_group(backend=backend)
     return Dist(rank=rank, world_size=world, local_rank=local_rank, device=device, backend=backend)
-
-
-class KeyedAugmentation:
-    """Items of ``dataset`` built with torch's CPU RNG seeded from (seed, epoch, index).
-
-    torchvision's v2 transforms draw from the global RNG; scoping it per item makes each sample's
-    augmentation independent of which process or DataLoader worker builds it, and of how many
-    items were built before (a resumed run draws what an uninterrupted one did)."""
-
-    def __init__(self, dataset, seed: int):
-        self.dataset = dataset
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(mix_seed(self.seed, self.epoch, index))
-            return self.dataset[index]
-
-
-class BalancedSampler:
-    """Class-balanced draws with replacement: every class is equally likely at each draw.
-
-    Each epoch draws as many indices as there are items from a generator seeded by (seed, epoch),
-    the same on every rank; rank r takes positions r, r+N, ... as DistributedSampler does, so
-    N processes see what one would and a resumed run draws what an uninterrupted one did.
-    Minority-class images repeat (under different augmentations) and majority-class images are
-    sometimes left out of an epoch."""
-
-    def __init__(self, labels, seed: int, num_replicas: int = 1, rank: int = 0):
-        import torch
-
-        labels = [int(label) for label in labels]
-        counts = {label: labels.count(label) for label in set(labels)}
-        self.weights = torch.tensor([1.0 / counts[label] for label in labels], dtype=torch.float64)
-        self.seed, self.num_replicas, self.rank = int(seed), int(num_replicas), int(rank)
-        self.total = len(labels) - len(labels) % self.num_replicas
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        import torch
-
-        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 0xBA1A))
-        drawn = torch.multinomial(self.weights, self.total, replacement=True, generator=generator)
-        return iter(drawn[self.rank::self.num_replicas].tolist())
-
-    def __len__(self):
-        return self.total // self.num_replicas

@@ -1,10 +1,55 @@
-"""Score a checkpoint on a data source: the metrics of `rustlab evaluate`."""
+"""Evaluation passes: a model's outputs and metrics over a decoded split (used by the trainer
+after every epoch and at the end), the post-training calibration fit, and `rustlab evaluate`
+(a checkpoint on a data source)."""
 
 from __future__ import annotations
 
 from rustlab.errors import RustlabError
 
 EVAL_SPLITS = ("test", "validation", "train", "all")
+
+
+def iterate_outputs(model, decoded, task, device, preprocessing: dict, batch_size: int = 64, amp: bool = True):
+    """Yield (outputs float32, targets, labels) over a DecodedSet in order, without augmentation."""
+    import torch
+
+    from rustlab.data.transforms import DecodedDataset, normalize
+    from rustlab.device import autocast_context
+
+    model.eval()
+    loader = torch.utils.data.DataLoader(DecodedDataset(decoded, target=task.target), batch_size=batch_size)
+    mean, std = preprocessing["mean"], preprocessing["std"]
+    with torch.inference_mode():
+        for images, targets, labels in loader:
+            with autocast_context(device, amp):
+                outputs = model(normalize(images.to(device), mean, std))
+            yield outputs.float(), targets.to(device), labels
+
+
+def evaluate_decoded(model, decoded, task, device, rust_index: int, preprocessing: dict, batch_size: int = 64,
+                     amp: bool = True, label_smoothing: float = 0.0, calibration: dict | None = None) -> dict:
+    """Metrics of ``model`` on a DecodedSet (no augmentation)."""
+    meter = task.new_meter(rust_index, calibration)
+    for outputs, targets, labels in iterate_outputs(model, decoded, task, device, preprocessing, batch_size, amp):
+        loss = task.loss(outputs, targets, label_smoothing=label_smoothing)
+        meter.update(outputs, targets, labels == rust_index, loss=loss)
+    return meter.compute()
+
+
+def fit_calibration(model, decoded, task, device, rust_index: int, preprocessing: dict,
+                    amp: bool = True) -> dict | None:
+    """The task's post-training fit (``Task.calibrate``: a temperature, a rust-area threshold) on
+    a split's outputs, usually validation; None where the task fits nothing."""
+    import torch
+
+    outs, tgts, rust = [], [], []
+    for outputs, targets, labels in iterate_outputs(model, decoded, task, device, preprocessing, amp=amp):
+        outs.append(outputs.cpu())
+        tgts.append(targets.cpu())
+        rust.append(labels == rust_index)
+    if not outs:
+        return None
+    return task.calibrate(torch.cat(outs), torch.cat(tgts), torch.cat(rust))
 
 
 def _model_labels(labels, data_names, data_rust, model_names, model_rust):
@@ -34,7 +79,6 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     from rustlab.data.splits import assign_splits
     from rustlab.device import resolve_device
     from rustlab.registry import get_task
-    from rustlab.train import evaluate_decoded
 
     if split not in EVAL_SPLITS:
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
@@ -46,12 +90,12 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
-    # A task that can score without masks (a segmenter's image-level call) accepts label-only data.
-    image_level = getattr(task, "without_masks", None)
-    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None,
-                         task=None if image_level else task.name)
-    if task.target == "mask" and not source.has_masks:
-        task = image_level()
+    # the task decides whether and how it scores data without masks (a segmenter: its image-level call)
+    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
+    try:
+        task = task.for_source(source.has_masks)
+    except RustlabError as exc:
+        raise RustlabError(f"--data {data}: {exc}") from None
     if split == "all":
         examples = source.examples
     else:
@@ -66,11 +110,12 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         raise RustlabError(f"--data {data}: no readable images in the {split} split")
     decoded.labels = _model_labels(decoded.labels, source.class_names, source.rust_index,
                                    meta["class_names"], meta["rust_index"])
-    metrics = evaluate_decoded(model, decoded, task, dev, meta["rust_index"], batch_size=batch_size,
-                               calibration=meta.get("calibration"))
+    metrics = evaluate_decoded(model, decoded, task, dev, meta["rust_index"], meta["preprocessing"],
+                               batch_size=batch_size, calibration=meta.get("calibration"))
     return {
         "checkpoint": meta["path"],
         "model": meta["model"],
+        "task": meta["task"],
         "data": data,
         "split": split,
         "same_data_as_training": source.fingerprint() == meta.get("data", {}).get("fingerprint"),

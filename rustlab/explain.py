@@ -82,8 +82,8 @@ class Explainer:
     """Grad-CAM for a loaded Predictor, preprocessing exactly as its predictions do."""
 
     def __init__(self, predictor):
-        if predictor.task.name != "classification":
-            raise ExplainError(f"Grad-CAM explains classification checkpoints; {predictor.meta['model']} is a "
+        if not predictor.task.explainable:
+            raise ExplainError(f"Grad-CAM explains image-level classifiers; {predictor.meta['model']} is a "
                                f"{predictor.task.name} model (it shows its own mask)")
         self.predictor = predictor
         self.cam = GradCAM(predictor.model)

@@ -2,15 +2,14 @@
 
 Preprocessing is the Predictor's: rustlab.data.images decodes and resizes exactly as in training,
 then (pixel / 255 - mean) / std with the mean and std recorded in the model's metadata. Outputs
-are interpreted as the task does in PyTorch (classification: softmax of logits / temperature,
-label from the logits), so `predict --onnx` and `predict --checkpoint` agree.
+are interpreted by the task's own ``interpret_numpy``, the code behind the PyTorch Predictor
+too, so `predict --onnx` and `predict --checkpoint` agree. Built-in tasks load without torch.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -18,7 +17,6 @@ import numpy as np
 
 from rustlab.errors import CheckpointError, ImageError, RustlabError
 from rustlab.predict import Prediction, _name, make_prediction, predict_batched
-from rustlab.task_results import classification_results, segmentation_results
 
 _REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
 
@@ -56,52 +54,6 @@ def read_onnx_metadata(session, path) -> dict:
         raise CheckpointError(f"{path}: damaged rustlab metadata ({exc})") from None
     meta["path"] = str(path)
     return meta
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def interpret_classification(outputs: np.ndarray, meta: dict) -> list[dict]:
-    """NumPy twin of ClassificationTask.interpret: label from the logits, calibrated confidence."""
-    from rustlab.calibration import temperature_of
-
-    logits = np.asarray(outputs, dtype=np.float32)
-    probs = _softmax(logits / np.float32(temperature_of(meta.get("calibration"))))
-    return classification_results(probs, logits.argmax(axis=1), meta)
-
-
-from rustlab.segmentation_defaults import AREA_FLOOR as SEG_AREA_FLOOR  # noqa: E402 (torch-free)
-from rustlab.segmentation_defaults import DEFAULT_AREA_THRESHOLD as SEG_DEFAULT_AREA_THRESHOLD  # noqa: E402
-from rustlab.segmentation_defaults import DEFAULT_SLOPE as SEG_DEFAULT_SLOPE  # noqa: E402
-from rustlab.segmentation_defaults import PIXEL_THRESHOLD as SEG_PIXEL_THRESHOLD  # noqa: E402
-
-
-def interpret_segmentation(outputs: np.ndarray, meta: dict) -> list[dict]:
-    """NumPy twin of SegmentationTask.interpret: per-pixel rust probability, the rust area (pixels
-    at or above the pixel threshold) and the image-level call (area above the validated threshold)."""
-    cal = meta.get("calibration") or {}
-    area_threshold = float(cal.get("area_threshold", SEG_DEFAULT_AREA_THRESHOLD))
-    slope = float(cal.get("area_slope", SEG_DEFAULT_SLOPE))
-    with np.errstate(over="ignore"):  # exp of a very negative logit is inf: probability 0, as intended
-        probs = 1.0 / (1.0 + np.exp(-np.asarray(outputs, dtype=np.float32)))
-    area = (probs >= float(cal.get("pixel_threshold", SEG_PIXEL_THRESHOLD))).reshape(len(probs), -1).mean(axis=1)
-    score = lambda a: np.log10(np.float64(a) + SEG_AREA_FLOOR)  # noqa: E731 - decades of rust area
-    p_rust = 1.0 / (1.0 + np.exp(-slope * (score(area) - score(area_threshold))))
-    return segmentation_results(area, p_rust, probs[:, 0], area_threshold, meta)
-
-
-INTERPRETERS = {"classification": interpret_classification, "segmentation": interpret_segmentation}
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What callers read from ``predictor.task`` without the torch task object."""
-
-    name: str
-    target: str
 
 
 def _providers(ort, device: str) -> list[str]:
@@ -142,11 +94,9 @@ class OnnxPredictor:
             raise CheckpointError(f"{path}: not a readable ONNX model ({first[0] if first else type(exc).__name__})") \
                 from None
         self.meta = read_onnx_metadata(self.session, path)
-        if self.meta["task"] not in INTERPRETERS:
-            raise RustlabError(f"{path}: predict --onnx does not interpret {self.meta['task']!r} models yet "
-                               f"(supported: {', '.join(INTERPRETERS)}); use --checkpoint")
-        self._interpret = INTERPRETERS[self.meta["task"]]
-        self.task = TaskInfo(self.meta["task"], self.meta["target"])
+        from rustlab.registry import get_task
+
+        self.task = get_task(self.meta["task"])
         pre = self.meta["preprocessing"]
         self.image_size = int(pre["image_size"])
         self._mean = np.asarray(pre["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
@@ -174,10 +124,11 @@ class OnnxPredictor:
     def predict(self, image, name: str | None = None) -> Prediction:
         start = time.perf_counter()
         array, size = self.preprocess(image, name)
-        result = self._interpret(self.forward(array[None]), self.meta)[0]
+        result = self.task.interpret_numpy(self.forward(array[None]), self.meta)[0]
         return make_prediction(result, name or _name(image), size, time.perf_counter() - start)
 
     def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
         """Predictions in input order; an unreadable file yields its ImageError instead."""
         return predict_batched(images, self.preprocess,
-                               lambda arrays: self._interpret(self.forward(np.stack(arrays)), self.meta), batch_size)
+                               lambda arrays: self.task.interpret_numpy(self.forward(np.stack(arrays)), self.meta),
+                               batch_size)

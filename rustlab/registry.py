@@ -34,6 +34,9 @@ class ModelSpec:
     build: Callable[[Any], Any]
     description: str = ""
     source: str = "?"  # the package that registered it
+    # config overrides for a model small enough to train in seconds on 2 cores: what the tests,
+    # the benchmarks' smoke runs and `bench kernels --quick` build (the plugin's own claim)
+    smoke_config: dict = field(default_factory=dict)
 
     def default_config(self):
         return self.config_cls()
@@ -54,10 +57,23 @@ class ModelSpec:
             raise RustlabError(f"bad config for model {self.name!r}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class SourceReader:
+    """A data source a plugin registers: ``claims(spec)`` says whether a ``--data`` value is its
+    kind, ``read(spec)`` returns a ``rustlab.data.records.Source`` (see ``rustlab_register_sources``)."""
+
+    name: str
+    claims: Callable[[str], bool]
+    read: Callable[[str], Any]
+    description: str = ""
+    source: str = "?"  # the package that registered it
+
+
 @dataclass
 class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     tasks: dict[str, Any] = field(default_factory=dict)
+    source_readers: list[SourceReader] = field(default_factory=list)  # in registration order
     failed_plugins: dict[str, str] = field(default_factory=dict)
     extra_plugins: list = field(default_factory=list)  # registered at run time, kept across rebuilds
 
@@ -69,17 +85,27 @@ class _Recorder:
         self.registry = registry
         self.source = "?"
 
-    def model(self, name, *, task, config, build, description=""):
+    def model(self, name, *, task, config, build, description="", smoke_config=None):
         if not dataclasses.is_dataclass(config):
             raise RustlabError(f"plugin {self.source}: config of model {name!r} must be a dataclass")
         if name in self.registry.models:
             other = self.registry.models[name].source
             warnings.warn(f"model {name!r} from {self.source} ignored: already registered by {other}")
             return
-        self.registry.models[name] = ModelSpec(name, task, config, build, description, self.source)
+        self.registry.models[name] = ModelSpec(name, task, config, build, description, self.source,
+                                               dict(smoke_config or {}))
 
     def task(self, task):
         self.registry.tasks.setdefault(task.name, task)
+
+    def source_reader(self, name, *, claims, read, description=""):
+        if not (callable(claims) and callable(read)):
+            raise RustlabError(f"plugin {self.source}: source reader {name!r} needs callable claims and read")
+        other = next((r.source for r in self.registry.source_readers if r.name == name), None)
+        if other is not None:
+            warnings.warn(f"source reader {name!r} from {self.source} ignored: already registered by {other}")
+            return
+        self.registry.source_readers.append(SourceReader(name, claims, read, description, self.source))
 
 
 def _plugin_manager() -> pluggy.PluginManager:
@@ -99,9 +125,11 @@ def _entry_points():
 def build_registry(extra_plugins=()) -> Registry:
     """Load built-in tasks, every plugin entry point and ``extra_plugins`` into a new Registry."""
     from rustlab import tasks as builtin_tasks
+    from rustlab.data import readers as builtin_readers
 
     pm = _plugin_manager()
     pm.register(builtin_tasks, name="rustlab.tasks")
+    pm.register(builtin_readers, name="rustlab.data.readers")
     registry = Registry(extra_plugins=list(extra_plugins))
     for ep, dist in _entry_points():
         try:
@@ -123,6 +151,13 @@ def build_registry(extra_plugins=()) -> Registry:
         except Exception as exc:
             registry.failed_plugins[recorder.source] = f"{type(exc).__name__}: {exc}"
             warnings.warn(f"rustlab plugin {recorder.source!r} failed to register its models: {exc}")
+    for impl in pm.hook.rustlab_register_sources.get_hookimpls():
+        recorder.source = _source_name(impl.plugin)
+        try:
+            impl.function(register=recorder.source_reader)
+        except Exception as exc:
+            registry.failed_plugins[recorder.source] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"rustlab plugin {recorder.source!r} failed to register its data sources: {exc}")
     for spec in registry.models.values():
         if spec.task not in registry.tasks:
             warnings.warn(f"model {spec.name!r} names unknown task {spec.task!r}")
@@ -168,6 +203,11 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def get_task(name: str):
+    """The task registered as ``name``; built-in tasks are found without loading the plugins."""
+    from rustlab.tasks import BUILTIN_TASKS
+
+    if name in BUILTIN_TASKS:
+        return BUILTIN_TASKS[name]
     tasks = get_registry().tasks
     if name not in tasks:
         raise RustlabError(f"unknown task {name!r}; registered tasks: {', '.join(sorted(tasks))}")

@@ -11,7 +11,7 @@ complete state; a resume loses at most the epoch that was running.
 RNG states are not stored because they are not needed: the trainer reseeds torch, numpy and
 python from (seed, epoch, rank) at the start of every epoch, the sampler permutes by
 (seed, epoch) and each sample's augmentation is seeded from (seed, epoch, index) (see
-``rustlab.distributed``). Epoch e+1 therefore draws the same numbers whether the process ran
+``rustlab.data.sampling``). Epoch e+1 therefore draws the same numbers whether the process ran
 epochs 1..e or was restarted after e, with any number of DataLoader workers or processes.
 """
 

@@ -10,7 +10,8 @@ from conftest import shared
 from PIL import Image
 
 from rustlab.data.cache import load_decoded
-from rustlab.data.sources import Example, Source, load_source, rust_class_index
+from rustlab.data.records import Example, Source, rust_class_index
+from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits
 from rustlab.errors import DataError
 
@@ -146,7 +147,7 @@ def test_corrosion_cls_uses_the_publishers_split():
 
 def test_corrosion_seg_groups_and_negatives():
     source = load_source(shared("corrosion-seg"), negatives=str(shared("corrosion-cls") / "no_rust"),
-                         task="segmentation")
+                         needs_masks=True)
     assert source.has_masks
     rust = [e for e in source.examples if e.mask is not None]
     assert len(rust) == 650 and len(source.examples) == 650 + 717

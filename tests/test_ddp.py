@@ -88,7 +88,7 @@ def test_ranks_together_see_the_single_process_batches():
 
 
 def test_augmentation_depends_on_the_sample_not_the_process():
-    from rustlab.distributed import KeyedAugmentation
+    from rustlab.data.sampling import KeyedAugmentation
 
     class Noise:
         def __len__(self):

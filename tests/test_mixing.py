@@ -42,7 +42,7 @@ def test_extra_source_joins_train_and_validation_and_keeps_its_test_split_out(ot
     assert extra.class_names == ["rust", "steel"] and extra.rust_index == 0
     extra_splits = assign_splits(extra, seed=0)
 
-    fingerprint = add_extra_sources(main, splits, [str(other_collector)], seed=0, task="classification")
+    fingerprint = add_extra_sources(main, splits, [str(other_collector)], seed=0, needs_masks=False)
 
     for s in ("train", "validation"):
         assert len(splits[s]) == before[s] + len(extra_splits[s])
@@ -97,7 +97,7 @@ def test_extra_data_from_a_config_file_and_bad_paths(tmp_path, capsys):
 
 
 def test_balanced_sampler_draws_classes_evenly_and_shards_like_one_process():
-    from rustlab.distributed import BalancedSampler
+    from rustlab.data.sampling import BalancedSampler
 
     labels = [0] * 900 + [1] * 100
     one = BalancedSampler(labels, seed=7)

@@ -11,10 +11,9 @@ import torch
 from conftest import run_cli, train_tiny
 from PIL import Image
 
-from rustlab.tasks.segmentation import (
-    DEFAULT_AREA_THRESHOLD,
+from rustlab.tasks.segmentation import DEFAULT_AREA_THRESHOLD, SegmentationTask
+from rustlab.tasks.segmentation_metrics import (
     SegmentationMeter,
-    SegmentationTask,
     fit_area_calibration,
     rust_probability,
     segmentation_loss,

@@ -12,7 +12,7 @@ import time
 import torch
 
 from rustlab.registry import create_model
-from rustlab.tasks.segmentation import segmentation_loss
+from rustlab.tasks.segmentation_metrics import segmentation_loss
 
 CANDIDATES = [(160, 16), (128, 16), (128, 12), (112, 12), (96, 12)]  # (image size, base width)
 BATCH = 16

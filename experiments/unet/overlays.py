@@ -23,7 +23,7 @@ checkpoint, out = sys.argv[1], Path(sys.argv[2])
 side = int(sys.argv[3]) if len(sys.argv) > 3 else 192
 meta = read_metadata(checkpoint)
 args = meta["train_args"]
-source = load_source(args["data"], negatives=args["negatives"], task="segmentation")
+source = load_source(args["data"], negatives=args["negatives"], needs_masks=True)
 test = assign_splits(source, seed=args["seed"])["test"]  # the held-out scenes the trainer scored
 predictor = Predictor(checkpoint, device="cpu")
 size = predictor.image_size

@@ -12,5 +12,6 @@ def rustlab_register_models(register):
         task="classification",
         config=CNNConfig,
         build=build_cnn,
+        smoke_config={"widths": [8, 16, 16], "hidden": 32, "image_size": 32},
         description="The seed's 3-conv CNN (3->32->64->128, FC 512, dropout 0.5), configurable kernels",
     )

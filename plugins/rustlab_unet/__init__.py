@@ -12,5 +12,6 @@ def rustlab_register_models(register):
         task="segmentation",
         config=UNetConfig,
         build=build_unet,
+        smoke_config={"base_width": 4, "depth": 2, "image_size": 32},
         description="U-Net with skip connections (base width 16, depth 4), per-pixel rust mask",
     )

@@ -10,13 +10,17 @@ import io
 import os
 from pathlib import Path
 
-from rustlab.data.cache import cache_dir
+from rustlab.data.locations import cache_dir
 from rustlab.errors import DataError
 
 DEFAULT_COUNT = 600
 IMAGE_SIZE = 128
 SEED = 1812
 VERSION = 1  # bump when synthetic.py changes what it draws
+
+
+def is_builtin_spec(spec: str) -> bool:
+    return spec == "builtin" or spec.startswith("builtin:")
 
 
 def parse_spec(spec: str) -> int:

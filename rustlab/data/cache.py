@@ -13,15 +13,11 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from rustlab.data.identity import example_identity
+from rustlab.data.locations import cache_dir
 
 PREPROCESS_VERSION = "square-bilinear-draft-v1"
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("RUSTLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rustlab")
-    return Path(root)
 
 
 @dataclass
@@ -44,11 +40,9 @@ class DecodedSet:
 
 
 def _key(examples, size: int, with_masks: bool) -> str:
-    from rustlab.data.sources import _file_identity
-
     h = hashlib.sha1(f"{PREPROCESS_VERSION}|{size}|{with_masks}".encode())
     for ex in examples:
-        h.update(f"{ex.key}|{ex.label}|{_file_identity(ex.image)}|{_file_identity(ex.mask)}\n".encode())
+        h.update(f"{example_identity(ex)}\n".encode())
     return h.hexdigest()[:20]
 
 

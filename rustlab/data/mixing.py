@@ -12,19 +12,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from rustlab.data.sources import Source, load_source
+from rustlab.data.records import Source
+from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits
 from rustlab.errors import DataError
 
 
-def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, task: str) -> str:
+def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_masks: bool) -> str:
     """Add the train/validation splits of every ``extra_specs`` source to ``splits`` (in place).
 
     Returns the fingerprint of all the data (main + extras); notes go to ``main.notes``."""
     fingerprint = hashlib.sha1(main.fingerprint().encode())
     for spec in extra_specs:
         try:
-            extra = load_source(spec, task=task)
+            extra = load_source(spec, needs_masks=needs_masks)
         except DataError as exc:  # its messages name the flag --data; this one came from --extra-data
             raise DataError(str(exc).replace("--data ", "--extra-data ", 1)) from None
         if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):

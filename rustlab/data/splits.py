@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from rustlab.data.sources import SPLITS, Example, Source
+from rustlab.data.records import SPLITS, Example, Source
 
 
 def assign_splits(source: Source, seed: int = 0, val_fraction: float = 0.15,

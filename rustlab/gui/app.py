@@ -255,7 +255,7 @@ class App:
             self.root.title(f"{APP} — {message.name}")
             note = f" · no overlay: {message.note}" if message.note else ""
             self.model_label.configure(text=f"Model: {message.summary}{note}", foreground="")
-            self.overlay_check.configure(state="normal" if message.explains or message.task != "classification"
+            self.overlay_check.configure(state="normal" if message.explains or message.shows_masks
                                          else "disabled")
             self._say(f"Loaded {message.checkpoint}")
             held, self._held = self._held, []

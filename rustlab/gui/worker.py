@@ -23,6 +23,7 @@ class ModelReady:
     task: str
     summary: str  # one line for the model bar
     explains: bool  # Grad-CAM available
+    shows_masks: bool = False  # the model's own per-pixel mask is the overlay
     note: str = ""
 
 
@@ -115,7 +116,7 @@ class Worker:
             self.messages.put(ModelFailed(checkpoint, str(exc)))
             return
         explainer, note = None, ""
-        if predictor.task.name == "classification":
+        if predictor.task.explainable:
             from rustlab.explain import ExplainError, Explainer
 
             try:
@@ -125,7 +126,7 @@ class Worker:
         self.predictor, self.explainer = predictor, explainer
         self.messages.put(ModelReady(predictor.checkpoint, predictor.name, predictor.task.name,
                                      model_summary(predictor.meta, predictor.task.monitor),
-                                     explainer is not None, note))
+                                     explainer is not None, predictor.task.dense_output, note))
 
     def _expand(self, paths: list, generation: int):
         from rustlab.predict import list_images

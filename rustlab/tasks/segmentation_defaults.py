@@ -1,5 +1,4 @@
-"""The image-level rust call's defaults, in a torch-free module: shared by the segmentation
-task (training, metrics) and the ONNX predictor (which must not import torch)."""
+"""The image-level rust call's defaults, shared by the segmentation task and its torch-side metrics."""
 
 PIXEL_THRESHOLD = 0.5  # a pixel is rust when its probability is at least this
 # Before calibration (during training, or when validation holds one class only): rust when

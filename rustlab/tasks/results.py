@@ -1,6 +1,5 @@
-"""The per-image result dicts that the tasks' ``interpret`` returns, built from plain numbers in a
-torch-free module: the PyTorch tasks and the ONNX predictor (NumPy only, no torch import) fill
-them from their own arrays, and the fields the CLI, GUI and JSON read exist in one place."""
+"""The per-image result dicts that ``Task.interpret_numpy`` returns, built from plain numbers in
+a torch-free module, so the fields the CLI, GUI and JSON read exist in one place."""
 
 from __future__ import annotations
 

@@ -1,0 +1,130 @@
+"""What the CLI writes besides its one-line errors: the metric table, skipped-image reports,
+reliability diagrams and mask files. Plain functions, so the commands in rustlab.cli stay thin."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+
+
+def fail(message: str, code: int = EXIT_ERROR):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def print_metrics_table(results: list[dict]):
+    from rustlab.registry import get_task
+
+    tasks = [get_task(r["task"]) for r in results]
+    cols = {}
+    for task in tasks:  # each task names its own columns (a segmenter: rust-class pixel metrics first)
+        cols.update({k: h for k, h in task.metric_columns().items() if k not in cols})
+    click.echo(f"{'data':<40} {'split':<10} " + " ".join(f"{h:>9}" for h in cols.values()) + f" {'n':>6}")
+    for r in results:
+        vals = " ".join(f"{r[c]:>9.4f}" if isinstance(r.get(c), float) else f"{'-':>9}" for c in cols)
+        click.echo(f"{r['data'][-40:]:<40} {r['split']:<10} {vals} {r['n']:>6}")
+    for r, task in zip(results, tasks):
+        for note in task.metric_notes(r):
+            click.echo(f"{r['data'][-40:]}: {note}")
+
+
+def report_skipped(results: list[dict]) -> None:
+    """One `error: FILE: reason` line per unreadable image, then exit 3 (partial) if there was any."""
+    skipped = [s for r in results for s in r["skipped"]]
+    for s in skipped:
+        click.echo(f"error: {s['file']}: {s['reason']}", err=True)
+    if skipped:
+        scored = sum(r["n"] for r in results)
+        click.echo(f"{len(skipped)} unreadable image(s) skipped; metrics are over the {scored} readable ones",
+                   err=True)
+        sys.exit(EXIT_PARTIAL)
+
+
+def write_reliability_plots(results: list[dict], data: list[str], plots_dir: str | None) -> None:
+    """reliability-<split>[-<data>].png per classification result; adds ``reliability_plot``.
+
+    The default folder is the checkpoint's (beside curves.png); when that is not writable, a
+    warning. An explicit --plots folder that cannot be written is an error."""
+    import re
+    from pathlib import Path
+
+    from rustlab.calibration import plot_reliability_metrics
+
+    used: set[str] = set()
+    for i, r in enumerate(results):
+        if "reliability" not in r:
+            continue
+        folder = Path(plots_dir) if plots_dir else Path(r["checkpoint"]).parent
+        stem = f"reliability-{r['split']}"
+        if data:  # name the data: several --data give several plots
+            stem += "-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data[i].rstrip("/")).name or data[i]) or "data")
+        name, n = stem, 1
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        path = folder / f"{name}.png"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            plot_reliability_metrics(r, path, title=f"{r['model']} on {r['data']} [{r['split']}], n={r['n']}")
+        except OSError as exc:
+            if plots_dir:
+                fail(f"--plots {plots_dir}: cannot write {path.name} ({exc.strerror or exc})")
+            click.echo(f"warning: cannot write {path} ({exc.strerror or exc}); use --plots DIR", err=True)
+            continue
+        r["reliability_plot"] = str(path)
+
+
+# Overlays of huge photos are previews; the mask PNG keeps the photo's full size.
+OVERLAY_MAX_SIDE = 1600
+
+
+def mask_output_dir(predictor, out_dir: str):
+    from pathlib import Path
+
+    if not predictor.task.dense_output:
+        fail(f"--out writes rust masks, but {predictor.checkpoint} is a {predictor.meta['task']} model "
+              "(train a segmentation model such as unet)")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {out}: cannot create folder ({exc.strerror})")
+    return out
+
+
+def write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
+    """<stem>_mask.png (photo size, 255 = rust) and <stem>_overlay.png; returns their paths."""
+    from pathlib import Path
+
+    from rustlab.data.images import open_rgb
+    from rustlab.errors import ImageError
+    from rustlab.overlay import mask_image, overlay
+
+    stem = Path(result.source).stem or "image"
+    name, n = stem, 1
+    while name in used_names:  # same file name from two folders
+        n += 1
+        name = f"{stem}-{n}"
+    used_names.add(name)
+    threshold = float((predictor.meta.get("calibration") or {}).get("pixel_threshold", 0.5))
+    try:
+        photo = open_rgb(result.source)
+    except ImageError:  # read a moment ago; gone now: the mask alone at the decoded size
+        photo = None
+    size = photo.size if photo is not None else result.image_size
+    mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
+    try:
+        mask_image(result.mask, size, threshold).save(mask_path)
+        files = {"mask_png": str(mask_path)}
+        if photo is not None:
+            photo.thumbnail((OVERLAY_MAX_SIDE, OVERLAY_MAX_SIDE))
+            overlay(photo, result.mask, threshold).save(overlay_path)
+            files["overlay_png"] = str(overlay_path)
+    except OSError as exc:
+        fail(f"--out {out_dir}: cannot write {mask_path.name} ({exc.strerror or exc})")
+    return files

@@ -1,0 +1,100 @@
+"""The trainer's data: a source read, split and decoded once, and the training loader over it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from rustlab.errors import RustlabError
+
+
+def log_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class PreparedData:
+    source: object
+    splits: dict  # split -> list[Example]
+    decoded: dict  # split -> DecodedSet
+    fingerprint: str
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return [s for d in self.decoded.values() for s in d.skipped]
+
+
+def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
+    """Read ``cfg.data`` (and ``cfg.extra_data``), split it with the run's split seed and decode
+    every split at ``image_size`` (through the decode-once cache)."""
+    from rustlab.data.cache import load_decoded
+    from rustlab.data.sources import load_source
+    from rustlab.data.splits import assign_splits, split_counts
+
+    source = load_source(cfg.data, negatives=cfg.negatives, needs_masks=task.requires_masks)
+    splits = assign_splits(source, seed=cfg.data_split_seed)
+    fingerprint = source.fingerprint()
+    if cfg.extra_data:
+        from rustlab.data.mixing import add_extra_sources
+
+        fingerprint = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed, task.requires_masks)
+    log(f"data {cfg.data}: {len(source.examples)} images, classes {source.class_names} (rust = "
+        f"{source.class_names[source.rust_index]!r})")
+    for note in source.notes:
+        log(f"  {note}")
+    for line in split_counts(splits, source.class_names).splitlines():
+        log(f"  {line}")
+    decoded = {}
+    for name, examples in splits.items():
+        if examples:
+            decoded[name] = load_decoded(examples, image_size, with_masks=task.target == "mask",
+                                         use_cache=cfg.cache, progress=sys.stderr.isatty())
+            d = decoded[name]
+            log(f"  {name}: {len(d)} decoded at {image_size}px in {d.seconds:.1f}s"
+                f"{' (cache)' if d.from_cache else ''}, {d.nbytes / 2**20:.1f} MiB"
+                f"{f', {len(d.skipped)} unreadable skipped' if d.skipped else ''}")
+    if "train" not in decoded or len(decoded["train"]) == 0:
+        raise RustlabError(f"--data {cfg.data}: no readable training images")
+    if "validation" not in decoded or len(decoded["validation"]) == 0:
+        raise RustlabError(f"--data {cfg.data}: too few images for a validation split")
+    return PreparedData(source, splits, decoded, fingerprint)
+
+
+class TrainLoader:
+    """The training DataLoader with what must be told the epoch (its sampler, the keyed augmentation).
+
+    Iterating yields (uint8 images, targets, labels) batches; call ``set_epoch`` before each epoch."""
+
+    def __init__(self, dataset, sampler, loader):
+        self.dataset, self.sampler, self.loader = dataset, sampler, loader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def build_train_loader(decoded, task, cfg, image_size: int, dist=None, workers: int | None = None,
+                       pin_memory: bool = False) -> TrainLoader:
+    """Augmented, keyed (seed, epoch, index) training batches of ``decoded`` for one process (rank)."""
+    import torch
+
+    from rustlab.data.sampling import KeyedAugmentation
+    from rustlab.data.transforms import DecodedDataset, build_augmentation
+    from rustlab.distributed import Dist
+
+    dist = dist or Dist()
+    dataset = KeyedAugmentation(DecodedDataset(decoded, target=task.target,
+                                               transform=build_augmentation(cfg.augment, image_size)), cfg.seed)
+    sampler = dist.sampler(dataset, seed=cfg.seed, balance_labels=decoded.labels.tolist() if cfg.balance else None)
+    # Workers are not persistent: each epoch's workers are forked after set_epoch, so they see it.
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=dist.per_rank_batch(cfg.batch_size), sampler=sampler,
+        drop_last=len(dataset) > cfg.batch_size, num_workers=cfg.workers if workers is None else workers,
+        pin_memory=pin_memory)
+    return TrainLoader(dataset, sampler, loader)
