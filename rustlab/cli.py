@@ -12,8 +12,7 @@ import sys
 
 import click
 
-from rustlab.cli_output import (EXIT_ERROR, EXIT_PARTIAL, fail, mask_output_dir, print_metrics_table,
-                                report_skipped, write_mask_files, write_reliability_plots)
+from rustlab.cli_output import EXIT_PARTIAL, fail, print_metrics_table, report_skipped, write_reliability_plots
 
 
 
@@ -56,15 +55,17 @@ def models_cmd(as_json):
 
 @cli.command("train")
 @click.option("--model", "-m", default=None, help="Registered model name (see `rustlab models`). [default: cnn]")
-@click.option("--data", "-d", default=None,
-              help="builtin | builtin:N | folder | file.parquet | hub id (e.g. BinKhoaLe1812/Corrosion_Rust). "
-                   "[default: builtin]")
+@click.option("--data", "-d", multiple=True,
+              help="builtin | builtin:N | folder | file.parquet | hub id (e.g. BinKhoaLe1812/Corrosion_Rust); "
+                   "repeat it to train on several sources, each split on its own. [default: builtin]")
 @click.option("--negatives", default=None, help="Folder of images with no rust, added with empty masks.")
 @click.option("--extra-data", multiple=True, metavar="DATA",
               help="Another source mixed into training (repeatable): its train and validation splits join "
                    "ours, its test split stays held out for `rustlab evaluate --data DATA`.")
-@click.option("--balance/--no-balance", default=None,
-              help="Draw training images class-balanced instead of shuffling. [default: no-balance]")
+@click.option("--balance", type=click.Choice(["none", "classes", "sources", "sources+classes"]), default=None,
+              is_flag=False, flag_value="classes",
+              help="Draw training images balanced by class, by source, or both, instead of shuffling "
+                   "(--balance alone: classes). [default: none]")
 @click.option("--epochs", type=int, default=None, help="[default: 30]")
 @click.option("--batch-size", type=int, default=None, help="[default: 32]")
 @click.option("--lr", type=float, default=None, help="Peak learning rate. [default: 0.002]")
@@ -95,6 +96,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
     if no_cache:
         flags["cache"] = False
     flags["extra_data"] = list(flags["extra_data"]) or None  # not given: the config file's (if any)
+    flags["data"] = list(flags["data"]) or None
     if resume:
         from rustlab.train_state import resume_config
 
@@ -111,7 +113,8 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 
 @cli.command("evaluate")
 @click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
-@click.option("--data", "-d", multiple=True, help="Data to score (repeatable). [default: the training data]")
+@click.option("--data", "-d", multiple=True,
+              help="Data to score (repeatable). [default: every source it was trained on]")
 @click.option("--split", type=click.Choice(["test", "validation", "train", "all"]), default="test", show_default=True,
               help="'all' scores every image, for a set the model never saw.")
 @click.option("--device", default="auto", show_default=True)
@@ -131,8 +134,14 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
             Path(plots_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"--plots {plots_dir}: cannot create folder ({exc.strerror or exc})")
-    results = [evaluate_checkpoint(checkpoint, d, split, device) for d in (data or [None])]
-    write_reliability_plots(results, list(data), plots_dir)
+    given = list(data)
+    if not data:  # every source it was trained on: each one's own held-out split
+        from rustlab.checkpoint import read_metadata
+        from rustlab.evaluate import training_sources
+
+        data = tuple(training_sources(read_metadata(checkpoint))) or (None,)
+    results = [evaluate_checkpoint(checkpoint, d, split, device) for d in data]
+    write_reliability_plots(results, given or ([r["data"] for r in results] if len(results) > 1 else []), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
         report_skipped(results)
@@ -158,13 +167,24 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Segmentation models: write <name>_mask.png and <name>_overlay.png per image here.")
-def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_dir):
-    """Label and confidence for each image, one line each (plus rust area % for segmentation models)."""
-    from rustlab.errors import ImageError
-    from rustlab.predict import list_images
+@click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write one row per image to FILE.csv or FILE.jsonl, flushed as each arrives "
+                   "(a killed run keeps its rows).")
+@click.option("--resume", is_flag=True,
+              help="With --results: skip the files already in it and append the rest.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Threads decoding ahead of the model (0: decode between batches). [default: cores, at most 4]")
+def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_dir, results_path, resume, workers):
+    """Label and confidence for each image, one line each (plus rust area % for segmentation models).
+
+    Photos decode in parallel with the model; a progress bar with img/s shows on a terminal.
+    Exit code 3: some images could not be read (1: none could)."""
+    from rustlab.cli_output import run_predict
 
     if (checkpoint is None) == (onnx_path is None):
         raise click.UsageError("give exactly one of --checkpoint and --onnx")
+    if resume and results_path is None:
+        raise click.UsageError("--resume continues a --results file; give --results FILE")
     if onnx_path is not None:
         from rustlab.onnx_predict import OnnxPredictor
 
@@ -173,31 +193,8 @@ def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_
         from rustlab.predict import Predictor
 
         predictor = Predictor(checkpoint, device=device)
-    if out_dir is not None:
-        out_dir = mask_output_dir(predictor, out_dir)
-    used_names: set[str] = set()
-    failed = total = 0
-    for result in predictor.predict_many(list_images(images), batch_size=batch_size):
-        total += 1
-        if isinstance(result, ImageError):
-            failed += 1
-            if as_json:
-                click.echo(json.dumps({"source": result.path, "error": result.reason}))
-            click.echo(f"error: {result}", err=True)
-            continue
-        files = write_mask_files(predictor, result, out_dir, used_names) if out_dir is not None else {}
-        if as_json:
-            click.echo(json.dumps({**result.to_dict(), **files}))
-        else:
-            area = f"  area {100 * result.rust_area:5.1f}%" if result.rust_area is not None else ""
-            click.echo(f"{result.label:<10} {result.confidence:6.3f}{area}  {result.source}")
-    if total == 0:
-        fail("no images found in the given paths")
-    if out_dir is not None and used_names:
-        click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
-    if failed:
-        click.echo(f"{failed} of {total} image(s) could not be read", err=True)
-        sys.exit(EXIT_PARTIAL if failed < total else EXIT_ERROR)
+    run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
+                results_path=results_path, resume=resume, workers=workers)
 
 
 @cli.command("export")

@@ -11,6 +11,9 @@ from pathlib import Path
 from rustlab.errors import RustlabError
 
 
+BALANCE_MODES = ("none", "classes", "sources", "sources+classes")
+
+
 @dataclass
 class TrainConfig:
     model: str = "cnn"
@@ -30,7 +33,10 @@ class TrainConfig:
     image_size: int | None = None  # None: the model config's image_size
     seed: int = 0
     split_seed: int | None = None  # seed of the seeded splits; None: seed (fix it to compare seeds on one split)
-    balance: bool = False  # draw training images class-balanced (with replacement) instead of shuffling
+    # draw training images balanced (with replacement) instead of shuffling: "classes" (each class
+    # equally likely), "sources" (each source equally likely: a 200-photo collector is not drowned
+    # by a 1000-photo one), "sources+classes" (each class of each source), or "none"
+    balance: str = "none"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only (bf16 is far slower than fp32 on these CPUs)
     workers: int = 0  # DataLoader workers; 0 measured fastest on 2 cores (1 worker: 9-25% slower; experiments/speed)
@@ -45,6 +51,16 @@ class TrainConfig:
         if isinstance(self.extra_data, str):
             self.extra_data = [self.extra_data]
         self.extra_data = [str(d) for d in (self.extra_data or [])]
+        # several --data sources: the first is the main one (its classes name the model's), the
+        # others join it exactly as --extra-data does (each split on its own, test held out)
+        if isinstance(self.data, (list, tuple)):
+            sources = [str(d) for d in self.data]
+            if not sources:
+                raise RustlabError("--data: at least one source is needed")
+            self.data, self.extra_data = sources[0], sources[1:] + self.extra_data
+        # runs from before balancing by source stored true / false
+        if isinstance(self.balance, bool) or self.balance is None:
+            self.balance = "classes" if self.balance else "none"
 
     @property
     def data_split_seed(self) -> int:
@@ -62,6 +78,8 @@ class TrainConfig:
             (self.image_size is None or self.image_size >= 8, "--image-size must be >= 8"),
             (self.workers >= 0, "--workers must be >= 0"),
             (self.patience >= 1, "patience must be >= 1"),
+            (self.balance in BALANCE_MODES, f"--balance must be one of {', '.join(BALANCE_MODES)}"),
+            (self.data not in self.extra_data, f"--data {self.data}: given twice"),
         ]
         for ok, message in checks:
             if not ok:

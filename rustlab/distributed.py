@@ -110,18 +110,19 @@ class Dist:
                                "(it is the global batch, split evenly across processes)")
         return batch_size // self.world_size
 
-    def sampler(self, dataset, seed: int, balance_labels=None):
+    def sampler(self, dataset, seed: int, balance_groups=None):
         """A seed + epoch permutation, strided across ranks (call ``set_epoch`` every epoch).
 
         ``drop_last`` trims the permutation to a multiple of N instead of padding it with repeated
         samples, so every rank sees floor(len / N) samples and no sample counts twice.
-        ``balance_labels`` (one label per item): class-balanced draws instead, see BalancedSampler."""
+        ``balance_groups`` (one group per item: its class, source, ...): draws that make every group
+        equally likely instead, see rustlab.data.sampling.BalancedSampler."""
         from torch.utils.data.distributed import DistributedSampler
 
-        if balance_labels is not None:
+        if balance_groups is not None:
             from rustlab.data.sampling import BalancedSampler
 
-            return BalancedSampler(balance_labels, seed, num_replicas=self.world_size, rank=self.rank)
+            return BalancedSampler(balance_groups, seed, num_replicas=self.world_size, rank=self.rank)
 
         return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
                                   seed=seed, drop_last=True)

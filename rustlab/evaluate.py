@@ -27,12 +27,16 @@ def iterate_outputs(model, decoded, task, device, preprocessing: dict, batch_siz
 
 
 def evaluate_decoded(model, decoded, task, device, rust_index: int, preprocessing: dict, batch_size: int = 64,
-                     amp: bool = True, label_smoothing: float = 0.0, calibration: dict | None = None) -> dict:
-    """Metrics of ``model`` on a DecodedSet (no augmentation)."""
+                     amp: bool = True, label_smoothing: float = 0.0, calibration: dict | None = None,
+                     on_batch=None) -> dict:
+    """Metrics of ``model`` on a DecodedSet (no augmentation); ``on_batch(outputs, labels)`` sees
+    every batch too (e.g. to keep per-image results)."""
     meter = task.new_meter(rust_index, calibration)
     for outputs, targets, labels in iterate_outputs(model, decoded, task, device, preprocessing, batch_size, amp):
         loss = task.loss(outputs, targets, label_smoothing=label_smoothing)
         meter.update(outputs, targets, labels == rust_index, loss=loss)
+        if on_batch is not None:
+            on_batch(outputs, labels)
     return meter.compute()
 
 
@@ -66,12 +70,28 @@ def _model_labels(labels, data_names, data_rust, model_names, model_rust):
     return torch.where(known, mapped, labels)
 
 
+def training_sources(meta: dict) -> list[str]:
+    """Every source a checkpoint was trained on (``--data`` and ``--extra-data``), main one first."""
+    data = meta.get("data", {})
+    return [s["spec"] for s in data.get("sources", [])] or [s for s in [data.get("spec")] if s]
+
+
+def _recorded_fingerprint(meta: dict, spec: str) -> str | None:
+    data = meta.get("data", {})
+    for record in data.get("sources", []):
+        if record["spec"] == spec:
+            return record["fingerprint"]
+    return data.get("fingerprint") if spec == data.get("spec") and not data.get("sources") else None
+
+
 def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test", device: str = "auto",
-                        batch_size: int = 64, log=None) -> dict:
-    """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: the data it was trained on).
+                        batch_size: int = 64, log=None, per_image: bool = False) -> dict:
+    """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: its main training source).
 
     The split is recomputed with the training run's split seed, so `test` is the same held-out set the
-    trainer scored. ``all`` scores every image (for a set the model never saw).
+    trainer scored, for the main source and for every extra source alike. ``all`` scores every image
+    (for a set the model never saw). ``per_image``: also ``per_image`` rows (key, rust, predicted_rust,
+    rust_probability), e.g. for paired comparisons of two models on the same images.
     """
     from rustlab.checkpoint import build_model_from_checkpoint
     from rustlab.data.cache import load_decoded
@@ -110,15 +130,26 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         raise RustlabError(f"--data {data}: no readable images in the {split} split")
     decoded.labels = _model_labels(decoded.labels, source.class_names, source.rust_index,
                                    meta["class_names"], meta["rust_index"])
+    rows = []
+
+    def keep(outputs, labels):
+        for result, label in zip(task.interpret(outputs, meta), labels.tolist()):
+            rows.append({"key": decoded.keys[len(rows)], "rust": label == meta["rust_index"],
+                         "predicted_rust": bool(result["is_rust"]),
+                         "rust_probability": float(result["rust_probability"])})
+
     metrics = evaluate_decoded(model, decoded, task, dev, meta["rust_index"], meta["preprocessing"],
-                               batch_size=batch_size, calibration=meta.get("calibration"))
+                               batch_size=batch_size, calibration=meta.get("calibration"),
+                               on_batch=keep if per_image else None)
+    if per_image:
+        metrics["per_image"] = rows
     return {
         "checkpoint": meta["path"],
         "model": meta["model"],
         "task": meta["task"],
         "data": data,
         "split": split,
-        "same_data_as_training": source.fingerprint() == meta.get("data", {}).get("fingerprint"),
+        "same_data_as_training": source.fingerprint() == _recorded_fingerprint(meta, data),
         "skipped": [{"file": k, "reason": r} for k, r in decoded.skipped],
         **metrics,
     }

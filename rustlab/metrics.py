@@ -28,7 +28,7 @@ def roc_auc(scores: torch.Tensor, positives: torch.Tensor) -> float | None:
 
 
 def binary_metrics(pred_rust: torch.Tensor, true_rust: torch.Tensor, rust_score: torch.Tensor | None = None) -> dict:
-    """Accuracy, precision, recall, F1 (rust positive), ROC-AUC and the confusion matrix."""
+    """Accuracy, precision, recall, specificity, F1 (rust positive), ROC-AUC and the confusion matrix."""
     pred = pred_rust.bool().flatten()
     true = true_rust.bool().flatten()
     tp = int((pred & true).sum())
@@ -44,6 +44,7 @@ def binary_metrics(pred_rust: torch.Tensor, true_rust: torch.Tensor, rust_score:
         "accuracy": (tp + tn) / n if n else 0.0,
         "precision": precision,
         "recall": recall,
+        "specificity": tn / (tn + fp) if tn + fp else 0.0,
         "f1": f1,
         "roc_auc": roc_auc(rust_score, true) if rust_score is not None else None,
         # rows: true no-rust / rust; columns: predicted no-rust / rust

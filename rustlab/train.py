@@ -74,7 +74,8 @@ def checkpoint_meta(spec, task, model, model_config, data, preprocessing: dict, 
         "rust_index": data.source.rust_index,
         "preprocessing": preprocessing,
         "data": {"spec": cfg.data, "fingerprint": data.fingerprint,
-                 "counts": {k: len(v) for k, v in data.decoded.items()}, "skipped": len(data.skipped)},
+                 "counts": {k: len(v) for k, v in data.decoded.items()}, "skipped": len(data.skipped),
+                 "sources": data.sources},
         "train_args": cfg.to_dict(),
         "processes": world_size,
     }
@@ -152,7 +153,7 @@ class _Run:
             model, net = dist.wrap(model)  # net: what trains (DDP when distributed); model: what is saved
         self.model = model
         self.loader = build_train_loader(data.decoded["train"], task, cfg, image_size, dist,
-                                         pin_memory=device.type == "cuda")
+                                         pin_memory=device.type == "cuda", examples=data.splits["train"])
         self.optimizer, self.scheduler = make_optimizer(model, cfg, len(self.loader))
         self.scaler = make_grad_scaler(device, cfg.amp)
         if state is not None:

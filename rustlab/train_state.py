@@ -188,8 +188,12 @@ def check_resumable(state: TrainState, cfg) -> None:
 
     current = cfg.to_dict()
     defaults = TrainConfig().to_dict()  # settings added since the run started have their default
+    try:  # stored in that run's own spelling (e.g. balance true): compare the normalised values
+        stored = TrainConfig(**state.train_args).to_dict()
+    except TypeError:
+        stored = state.train_args
     changed = sorted(k for k in set(state.train_args) | set(current)
-                     if k not in RUNTIME_SETTINGS and state.train_args.get(k, defaults.get(k)) != current.get(k))
+                     if k not in RUNTIME_SETTINGS and stored.get(k, defaults.get(k)) != current.get(k))
     if changed:
         raise RustlabError(f"--resume {state.path.parent}: settings differ from the interrupted run's: "
                            f"{', '.join(changed)}")

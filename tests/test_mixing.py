@@ -1,4 +1,5 @@
-"""Training on several sources (--extra-data), class-balanced sampling and the split seed."""
+"""Training on several sources (--data A --data B, --extra-data), class- and source-balanced
+sampling, every source recorded in the checkpoint, and the split seed."""
 
 from __future__ import annotations
 
@@ -75,18 +76,23 @@ def test_training_with_extra_data_then_scoring_its_held_out_split(other_collecto
     row = json.loads(out)  # one --data: one object
     assert row["n"] == len(extra_splits["test"]) == 6
 
-    # evaluate recomputes the main test split with the split seed (0), not the training seed (1)
+    # with no --data: every training source's own held-out split, main first; the main test split
+    # is recomputed with the split seed (0), not the training seed (1)
+    assert [s["spec"] for s in config["data"]["sources"]] == [TINY_DATA, str(other_collector)]
     code, out, err = run_cli(capsys, "evaluate", "-c", tmp_path / "mix", "--json")
     assert code == 0, err
+    main_row, extra_row = json.loads(out)
     trainer_test = json.loads((tmp_path / "mix" / "test_metrics.json").read_text())
-    assert json.loads(out)["loss"] == pytest.approx(trainer_test["loss"], rel=1e-5)
+    assert main_row["loss"] == pytest.approx(trainer_test["loss"], rel=1e-5)
+    assert extra_row["data"] == str(other_collector) and extra_row["n"] == 6
+    assert main_row["same_data_as_training"] and extra_row["same_data_as_training"]
 
 
 def test_extra_data_from_a_config_file_and_bad_paths(tmp_path, capsys):
     toml = tmp_path / "run.toml"
     toml.write_text('data = "builtin:96"\nextra_data = "builtin:40"\nbalance = true\nsplit_seed = 3\n')
     cfg = resolve_config(str(toml))
-    assert cfg.extra_data == ["builtin:40"] and cfg.balance and cfg.data_split_seed == 3
+    assert cfg.extra_data == ["builtin:40"] and cfg.balance == "classes" and cfg.data_split_seed == 3
     assert resolve_config(str(toml), {"extra_data": ["a", "b"]}).extra_data == ["a", "b"]  # flags win
     assert TrainConfig(seed=4).data_split_seed == 4
 
@@ -119,9 +125,47 @@ def test_balanced_sampler_draws_classes_evenly_and_shards_like_one_process():
 
 
 def test_balanced_training_runs_and_is_recorded(tmp_path):
-    result = train_tiny("cnn", tmp_path, epochs=1, balance=True)
+    result = train_tiny("cnn", tmp_path, epochs=1, balance=True)  # a run's old spelling: true = classes
     config = json.loads((result.run_dir / "config.json").read_text())
-    assert config["train_args"]["balance"] is True
+    assert config["train_args"]["balance"] == "classes"
+
+
+def test_balance_groups_by_source_and_by_source_and_class():
+    from rustlab.data.records import Example
+    from rustlab.data.sampling import BalancedSampler
+    from rustlab.training.data import balance_groups
+
+    examples = ([Example(f"big/{i}", None, label=i % 2, source="big") for i in range(90)]
+                + [Example(f"small/{i}", None, label=1, source="small") for i in range(10)])
+    decoded = SimpleNamespace(keys=[e.key for e in examples],
+                              labels=__import__("torch").tensor([e.label for e in examples]))
+    assert balance_groups(decoded, "none", examples) is None
+    assert balance_groups(decoded, "classes", examples) == [e.label for e in examples]
+    by_source = balance_groups(decoded, "sources", examples)
+    assert Counter(by_source) == {"big": 90, "small": 10}
+    sampler = BalancedSampler(by_source, seed=3)
+    sampler.set_epoch(1)
+    share = Counter(by_source[i] for i in sampler)["small"] / len(sampler)
+    assert 0.42 < share < 0.58  # a 10-photo collector drawn as often as a 90-photo one
+    assert set(balance_groups(decoded, "sources+classes", examples)) == {("big", 0), ("big", 1), ("small", 1)}
+
+
+def test_several_data_sources_train_as_one_and_balance_by_source(other_collector, tmp_path, capsys):
+    cfg = TrainConfig(data=[TINY_DATA, str(other_collector)], balance="sources")
+    assert cfg.data == TINY_DATA and cfg.extra_data == [str(other_collector)]
+    code, _, err = run_cli(capsys, "train", "--model", "cnn", "--data", TINY_DATA, "--data", other_collector,
+                           "--balance", "sources", "--epochs", "1", "--batch-size", "16", "--device", "cpu",
+                           "--out", tmp_path, "--name", "two",
+                           *[f"--set={k}={v}" for k, v in tiny_config("cnn").items()])
+    assert code == 0, err
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["train_args"]["balance"] == "sources"
+    sources = config["data"]["sources"]
+    assert [s["spec"] for s in sources] == [TINY_DATA, str(other_collector)]
+    assert sources[1]["fingerprint"] == load_source(other_collector).fingerprint()
+    assert sources[1]["counts"]["test"] == 6
+    code, _, err = run_cli(capsys, "train", "--data", TINY_DATA, "--balance", "sideways", "--out", tmp_path)
+    assert code == 2 and "sideways" in err
 
 
 def test_runs_from_before_these_settings_still_resume():
@@ -133,3 +177,6 @@ def test_runs_from_before_these_settings_still_resume():
     check_resumable(state, cfg)  # no "settings differ" for settings the old run did not have
     with pytest.raises(Exception, match="balance"):
         check_resumable(state, TrainConfig(model_config=tiny_config("cnn"), balance=True))
+    # a run that stored balance = true resumes as "classes"
+    state.train_args = {**cfg.to_dict(), "balance": True}
+    check_resumable(state, TrainConfig(model_config=tiny_config("cnn"), balance="classes"))

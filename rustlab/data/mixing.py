@@ -18,11 +18,19 @@ from rustlab.data.splits import assign_splits
 from rustlab.errors import DataError
 
 
-def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_masks: bool) -> str:
+def source_record(source: Source, splits: dict) -> dict:
+    """What a checkpoint keeps of one training source: enough to recompute its held-out split."""
+    return {"spec": source.spec, "fingerprint": source.fingerprint(),
+            "counts": {split: len(splits.get(split, [])) for split in ("train", "validation", "test")}}
+
+
+def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_masks: bool) -> tuple[str, list]:
     """Add the train/validation splits of every ``extra_specs`` source to ``splits`` (in place).
 
-    Returns the fingerprint of all the data (main + extras); notes go to ``main.notes``."""
+    Returns the fingerprint of all the data (main + extras) and a ``source_record`` per extra
+    source; notes go to ``main.notes``."""
     fingerprint = hashlib.sha1(main.fingerprint().encode())
+    records = []
     for spec in extra_specs:
         try:
             extra = load_source(spec, needs_masks=needs_masks)
@@ -31,6 +39,7 @@ def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_
         if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):
             raise DataError(f"--extra-data {spec}: classes {extra.class_names} do not match {main.class_names}")
         extra_splits = assign_splits(extra, seed=seed)
+        records.append(source_record(extra, extra_splits))
         added = {}
         for split in ("train", "validation"):
             examples = [_relabelled(ex, extra, main) for ex in extra_splits[split]]
@@ -40,7 +49,7 @@ def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_
         main.notes.append(f"extra data {spec}: +{added['train']} train, +{added['validation']} validation; "
                           f"its {held} test images held out")
         fingerprint.update(f"|{spec}:{extra.fingerprint()}:{seed}".encode())
-    return fingerprint.hexdigest()[:16]
+    return fingerprint.hexdigest()[:16], records
 
 
 def _relabelled(example, extra: Source, main: Source):

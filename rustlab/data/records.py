@@ -29,6 +29,7 @@ class Example:
     mask: object | None = None  # None with has_masks: an image known to hold no rust (empty mask)
     group: str | None = None  # scenes that must not straddle splits
     split: str | None = None  # the split the source itself assigns, if any
+    source: str | None = None  # the --data value it came from (set by load_source): balancing by source
 
 
 @dataclass

@@ -35,22 +35,25 @@ class KeyedAugmentation:
 
 
 class BalancedSampler:
-    """Class-balanced draws with replacement: every class is equally likely at each draw.
+    """Balanced draws with replacement: every group (a class, a source, a source's class) is
+    equally likely at each draw.
 
     Each epoch draws as many indices as there are items from a generator seeded by (seed, epoch),
     the same on every rank; rank r takes positions r, r+N, ... as DistributedSampler does, so
     N processes see what one would and a resumed run draws what an uninterrupted one did.
-    Minority-class images repeat (under different augmentations) and majority-class images are
+    Minority-group images repeat (under different augmentations) and majority-group images are
     sometimes left out of an epoch."""
 
-    def __init__(self, labels, seed: int, num_replicas: int = 1, rank: int = 0):
+    def __init__(self, groups, seed: int, num_replicas: int = 1, rank: int = 0):
+        import collections
+
         import torch
 
-        labels = [int(label) for label in labels]
-        counts = {label: labels.count(label) for label in set(labels)}
-        self.weights = torch.tensor([1.0 / counts[label] for label in labels], dtype=torch.float64)
+        groups = list(groups)
+        counts = collections.Counter(groups)
+        self.weights = torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.float64)
         self.seed, self.num_replicas, self.rank = int(seed), int(num_replicas), int(rank)
-        self.total = len(labels) - len(labels) % self.num_replicas
+        self.total = len(groups) - len(groups) % self.num_replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

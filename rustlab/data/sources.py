@@ -29,6 +29,8 @@ def load_source(spec: str | os.PathLike, *, negatives: str | None = None, needs_
                         "a 'mask' column, or 'builtin')")
     if not source.examples:
         raise DataError(f"--data {spec}: no images found")
+    for example in source.examples:
+        example.source = spec
     return source
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rustlab.errors import RustlabError
 
@@ -18,6 +18,7 @@ class PreparedData:
     splits: dict  # split -> list[Example]
     decoded: dict  # split -> DecodedSet
     fingerprint: str
+    sources: list = field(default_factory=list)  # rustlab.data.mixing.source_record of every source
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
@@ -31,13 +32,15 @@ def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits, split_counts
 
+    from rustlab.data.mixing import add_extra_sources, source_record
+
     source = load_source(cfg.data, negatives=cfg.negatives, needs_masks=task.requires_masks)
     splits = assign_splits(source, seed=cfg.data_split_seed)
-    fingerprint = source.fingerprint()
+    fingerprint, sources = source.fingerprint(), [source_record(source, splits)]
     if cfg.extra_data:
-        from rustlab.data.mixing import add_extra_sources
-
-        fingerprint = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed, task.requires_masks)
+        fingerprint, extra = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed,
+                                               task.requires_masks)
+        sources += extra
     log(f"data {cfg.data}: {len(source.examples)} images, classes {source.class_names} (rust = "
         f"{source.class_names[source.rust_index]!r})")
     for note in source.notes:
@@ -57,7 +60,7 @@ def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
         raise RustlabError(f"--data {cfg.data}: no readable training images")
     if "validation" not in decoded or len(decoded["validation"]) == 0:
         raise RustlabError(f"--data {cfg.data}: too few images for a validation split")
-    return PreparedData(source, splits, decoded, fingerprint)
+    return PreparedData(source, splits, decoded, fingerprint, sources)
 
 
 class TrainLoader:
@@ -79,9 +82,24 @@ class TrainLoader:
         return iter(self.loader)
 
 
+def balance_groups(decoded, mode: str, examples=None) -> list | None:
+    """The group of every decoded item that ``--balance mode`` makes equally likely; None: shuffle.
+
+    ``examples`` (the split's Examples) tell each item's source, by key."""
+    if mode == "none":
+        return None
+    labels = decoded.labels.tolist()
+    if mode == "classes":
+        return labels
+    source_of = {ex.key: ex.source for ex in examples or ()}
+    sources = [source_of.get(key) for key in decoded.keys]
+    return sources if mode == "sources" else list(zip(sources, labels))
+
+
 def build_train_loader(decoded, task, cfg, image_size: int, dist=None, workers: int | None = None,
-                       pin_memory: bool = False) -> TrainLoader:
-    """Augmented, keyed (seed, epoch, index) training batches of ``decoded`` for one process (rank)."""
+                       pin_memory: bool = False, examples=None) -> TrainLoader:
+    """Augmented, keyed (seed, epoch, index) training batches of ``decoded`` for one process (rank).
+    ``examples``: the training split's Examples, needed to balance by source."""
     import torch
 
     from rustlab.data.sampling import KeyedAugmentation
@@ -91,7 +109,7 @@ def build_train_loader(decoded, task, cfg, image_size: int, dist=None, workers: 
     dist = dist or Dist()
     dataset = KeyedAugmentation(DecodedDataset(decoded, target=task.target,
                                                transform=build_augmentation(cfg.augment, image_size)), cfg.seed)
-    sampler = dist.sampler(dataset, seed=cfg.seed, balance_labels=decoded.labels.tolist() if cfg.balance else None)
+    sampler = dist.sampler(dataset, seed=cfg.seed, balance_groups=balance_groups(decoded, cfg.balance, examples))
     # Workers are not persistent: each epoch's workers are forked after set_epoch, so they see it.
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=dist.per_rank_batch(cfg.batch_size), sampler=sampler,
