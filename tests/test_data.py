@@ -152,3 +152,20 @@ def test_corrosion_seg_groups_and_negatives():
     rust = [e for e in source.examples if e.mask is not None]
     assert len(rust) == 650 and len(source.examples) == 650 + 717
     assert all(e.group for e in source.examples)
+
+
+def test_a_publisher_test_split_too_small_for_a_class_is_carved_again(tmp_path):
+    """metal-cls kept 2 rust photos in its test folder: such a split cannot measure rust."""
+    from PIL import Image
+
+    from rustlab.data.splits import assign_splits
+
+    for split, per_class in (("train", {"rust": 40, "no_rust": 40}), ("test", {"rust": 2, "no_rust": 20})):
+        for label, n in per_class.items():
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (i, 0, 0)).save(folder / f"{i}.png")
+    splits = assign_splits(load_source(tmp_path), seed=0)
+    test_rust = sum(1 for e in splits["test"] if e.label == load_source(tmp_path).rust_index)
+    assert test_rust >= 5 and sum(map(len, splits.values())) == 102  # re-carved, stratified; nothing lost
