@@ -169,3 +169,17 @@ def test_a_publisher_test_split_too_small_for_a_class_is_carved_again(tmp_path):
     splits = assign_splits(load_source(tmp_path), seed=0)
     test_rust = sum(1 for e in splits["test"] if e.label == load_source(tmp_path).rust_index)
     assert test_rust >= 5 and sum(map(len, splits.values())) == 102  # re-carved, stratified; nothing lost
+
+
+def test_a_segmentation_source_may_bring_its_own_negatives(tmp_path):
+    """images/ + masks/ + negatives/: photos without rust join with empty masks and no_rust labels."""
+    for folder in ("images", "masks", "negatives"):
+        (tmp_path / folder).mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (200, 80, 20)).save(tmp_path / "images" / f"p{i}.png")
+        Image.new("L", (16, 16), 255).save(tmp_path / "masks" / f"p{i}.png")
+        Image.new("RGB", (16, 16), (90, 90, 90)).save(tmp_path / "negatives" / f"n{i}.png")
+    source = load_source(tmp_path, needs_masks=True)
+    negatives = [e for e in source.examples if "negatives" in e.key]
+    assert len(negatives) == 3 and all(e.mask is None and e.label == 1 - source.rust_index for e in negatives)
+    assert any("negatives" in note for note in source.notes)

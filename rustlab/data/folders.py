@@ -67,7 +67,8 @@ def _apply_manifest(source: Source, root: Path) -> None:
 
 
 def read_segmentation_folder(path: Path, spec: str) -> Source:
-    """``images/`` and ``masks/`` with matching stems (mask 0 = background, >0 = rust)."""
+    """``images/`` and ``masks/`` with matching stems (mask 0 = background, >0 = rust), and
+    optionally ``negatives/``: photos without rust, trained with empty masks."""
     from rustlab.data.images import is_image_name  # numpy and PIL: only once a folder is read
 
     masks = {p.stem: p for p in (path / "masks").iterdir() if is_image_name(p)}
@@ -90,6 +91,8 @@ def read_segmentation_folder(path: Path, spec: str) -> Source:
     source = Source(spec, ["no_rust", "rust"], 1, examples, has_masks=True, kind="segmentation-folder")
     if unmatched:
         source.notes.append(f"{unmatched} images without a mask of the same stem were left out")
+    if (path / "negatives").is_dir():  # the collector's own photos without rust: empty masks
+        add_negatives(source, str(path / "negatives"))
     return source
 
 
