@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
-TINY_MODELS = {
-    "cnn": {"widths": [8, 16, 16], "hidden": 32, "image_size": 32},
-    "unet": {"base_width": 4, "depth": 2, "image_size": 32},
-}
+
+def smoke_configs() -> dict:
+    """Each registered model's own tiny variant (``ModelSpec.smoke_config``): what tiny mode builds."""
+    from rustlab.registry import get_registry
+
+    return {name: dict(spec.smoke_config) for name, spec in get_registry().models.items() if spec.smoke_config}
 
 
 @dataclass
 class BenchSettings:
     tiny: bool
-    data: str | None  # None: rustlab.bench.speed.default_data()
+    data: str | None  # None: rustlab.bench.speed_train.default_data()
     steps: int
     warmup: int
     batch_size: int | None
@@ -45,7 +47,7 @@ def bench_settings(request) -> BenchSettings:
         size = "tiny" if request.config.getoption("benchmark_disable", False) else "full"
     if size == "tiny":
         return BenchSettings(tiny=True, data="builtin:48", steps=2, warmup=1, batch_size=8,
-                             model_configs=TINY_MODELS, predict_n=2, sample_size=64, startup_repeats=1)
+                             model_configs=smoke_configs(), predict_n=2, sample_size=64, startup_repeats=1)
     return BenchSettings(tiny=False, data=None, steps=30, warmup=3, batch_size=None)
 
 
@@ -67,7 +69,8 @@ def _private_cache(tmp_path_factory):
 def speed_report(bench_settings):
     """Every measurement of the session lands here; the terminal summary prints it as tables
     (full size only: tiny numbers mean nothing)."""
-    from rustlab.bench.speed import SpeedReport, machine_info
+    from rustlab.bench.speed_data import SpeedReport
+    from rustlab.bench.timing import machine_info
 
     report = SpeedReport(machine_info())
     if not bench_settings.tiny:
@@ -82,10 +85,11 @@ def pytest_terminal_summary(terminalreporter, config):
     for report in _REPORTS:
         if not (report.training or report.predict or report.startup):
             continue
-        from rustlab.bench.speed import add_ratios
+        from rustlab.bench.speed_data import add_ratios
         from rustlab.bench.speed_report import format_report
+        from rustlab.bench.timing import load_average
 
         add_ratios(report.training)
-        report.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        report.machine["load_average_after"] = load_average()
         terminalreporter.section("rustlab speed (same numbers as `rustlab bench speed`)")
         terminalreporter.write_line(format_report(report))

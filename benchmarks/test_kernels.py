@@ -1,10 +1,11 @@
 """Kernel-study latency, one benchmark per configuration, through the function `rustlab bench kernels` uses.
 
-Each benchmark runs ``rustlab.bench.kernels.measure_latency`` once (``pedantic``, one round): it
-has its own warm-up and timed loop (``speed.time_loop``), and its median and quartiles go to
+Each benchmark runs ``rustlab.bench.kernels_measure.measure_latency`` once (``pedantic``, one round):
+it has its own warm-up and timed loop (``timing.timed_round``), and its median and quartiles go to
 ``extra_info`` beside the configuration's MACs (formula and counted) and receptive field.
 `make bench` runs them at full size (the seed's CNN at 32 px, the defaults of the CLI);
-`make test` runs them tiny with --benchmark-disable, as a smoke test whose numbers mean nothing.
+`make test` runs them tiny (the plugin's smoke_config) with --benchmark-disable, as a smoke test
+whose numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ import functools
 
 import pytest
 
-from rustlab.bench.kernels import (
+from rustlab.bench.kernels_data import (
     DEFAULT_IMAGE_SIZE,
     FORWARD_BATCH,
-    QUICK_MODELS,
     TRAIN_BATCH,
     KernelConfig,
     LatencySettings,
-    measure_latency,
 )
+from rustlab.bench.kernels_measure import measure_latency, smoke_config
 
 # The CLI's default sweep: kernels 3, 5, 7 x (seed's stride 1 + pool, stride-2 conv, stride 1 no pool).
 CONFIGS = [KernelConfig(k, s, p) for k in (3, 5, 7) for s, p in ((1, True), (2, False), (1, False))]
 TINY_SIZE = 16  # s1+pool and s2 still keep a 2x2 map after three stages
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def static_costs(config: KernelConfig, tiny: bool) -> dict:
     """MACs both ways, parameters and theoretical RF: what the latency is the price of."""
     from rustlab.analysis import model_cost, theoretical_rf
     from rustlab.registry import create_model
 
     size = TINY_SIZE if tiny else DEFAULT_IMAGE_SIZE
-    model = create_model("cnn", QUICK_MODELS["cnn"] if tiny else {}, image_size=size, **config.overrides())
+    model = create_model("cnn", smoke_config("cnn") if tiny else {}, image_size=size, **config.overrides())
     cost = model_cost(model, (1, 3, size, size))
     return {"config": config.label, "image_size": size, "params": cost.params, "macs": cost.macs,
             "counted_macs": cost.counted_macs, "rf": theoretical_rf(model, (1, 3, size, size)).rf[0]}
@@ -52,7 +52,7 @@ def test_kernel_latency(benchmark, bench_settings, config, what, channels_last):
     full = LatencySettings()
     steps = 1 if tiny else (full.forward_steps if what == "forward" else full.train_steps)
     batch = (FORWARD_BATCH if what == "forward" else TRAIN_BATCH) if not tiny else (1 if what == "forward" else 4)
-    model_config = {**(QUICK_MODELS["cnn"] if tiny else {}), **config.overrides()}
+    model_config = {**(smoke_config("cnn") if tiny else {}), **config.overrides()}
     result = benchmark.pedantic(
         measure_latency, args=("cnn", model_config, what, batch, channels_last),
         kwargs={"steps": steps, "warmup": 0 if tiny else full.warmup, "image_size": info["image_size"],

@@ -1,6 +1,7 @@
 """Speed benchmarks of issue 7, through the same functions as `rustlab bench speed`.
 
-Each benchmark runs one measurement of rustlab.bench.speed once (``pedantic``, one round):
+Each benchmark runs one measurement of rustlab.bench (speed_train, speed_predict) once
+(``pedantic``, one round):
 the measurement has its own warm-up and timed loop, and its numbers (images/s, ms) go to
 ``extra_info`` and to the summary printed at the end. `make bench` runs them at full size;
 `make test` runs them tiny with --benchmark-disable as a smoke test.
@@ -24,10 +25,11 @@ def _once(benchmark, fn, *args, **kwargs):
 
 @pytest.fixture(scope="session")
 def training_bench(bench_settings, speed_report):
-    from rustlab.bench.speed import TrainingBench
+    from rustlab.bench.speed_train import TrainingBench
 
     s = bench_settings
     bench = TrainingBench(s.data, "cnn", batch_size=s.batch_size, model_config=s.model_configs.get("cnn"))
+    bench.build_cache()  # the data every row trains on; test_decode_once_cache times it again
     speed_report.settings = {**bench.settings, "steps": s.steps, "warmup": s.warmup}
     return bench
 
@@ -37,7 +39,8 @@ def test_decode_once_cache(benchmark, training_bench, speed_report):
     speed_report.cache = stats
     size = training_bench.image_size
     assert stats.reused, "the second load must come from the cache the first one wrote"
-    assert stats.images == len(training_bench.examples) > 0
+    assert stats.splits["train"] >= len(training_bench.examples) > 0
+    assert stats.images == sum(stats.splits.values())
     assert stats.memory_bytes >= stats.images * 3 * size * size
     assert stats.disk_bytes >= stats.images * 3 * size * size
 
@@ -81,7 +84,8 @@ def test_train_bound(benchmark, bench_settings, training_bench, speed_report, ch
 
 @pytest.fixture(scope="session")
 def predict_images(bench_settings, tmp_path_factory):
-    from rustlab.bench.speed import default_data, sample_jpegs
+    from rustlab.bench.speed_predict import sample_jpegs
+    from rustlab.bench.speed_train import default_data
 
     return sample_jpegs(bench_settings.data or default_data(), tmp_path_factory.mktemp("jpegs"),
                         count=max(4, bench_settings.predict_n), size=bench_settings.sample_size)
@@ -90,7 +94,7 @@ def predict_images(bench_settings, tmp_path_factory):
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
 @pytest.mark.parametrize("model", ["cnn", "unet"])
 def test_predict(benchmark, bench_settings, predict_images, speed_report, tmp_path, model, channels_last):
-    from rustlab.bench.speed import measure_predictor
+    from rustlab.bench.speed_predict import measure_predictor
     from rustlab.registry import get_registry
 
     if model not in get_registry().models:
@@ -104,7 +108,7 @@ def test_predict(benchmark, bench_settings, predict_images, speed_report, tmp_pa
 
 
 def test_startup(benchmark, bench_settings, predict_images, speed_report, tmp_path):
-    from rustlab.bench.speed import measure_startup, speed_checkpoint
+    from rustlab.bench.speed_predict import measure_startup, speed_checkpoint
 
     checkpoint = image = None
     if not bench_settings.tiny:  # a `rustlab predict` process takes seconds: full size only

@@ -7,6 +7,7 @@ reaches a model, and every failure is a one-line CheckpointError.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import tempfile
@@ -18,6 +19,13 @@ from rustlab.errors import CheckpointError
 FORMAT = "rustlab-checkpoint"
 FORMAT_VERSION = 1
 _META_KEY = "rustlab"
+_RESTORING = contextvars.ContextVar("rustlab_restoring_checkpoint", default=False)
+
+
+def restoring_checkpoint() -> bool:
+    """True while `build_model_from_checkpoint` builds a model: the checkpoint then overwrites
+    every tensor, so a plugin may skip loading starting weights (no package read, no download)."""
+    return _RESTORING.get()
 
 
 def atomic_write(path: Path, write) -> None:
@@ -120,7 +128,11 @@ def build_model_from_checkpoint(path):
                               "which is not installed here (see `rustlab models`)") from None
     try:
         config = spec.make_config(meta["model_config"])
-        model = spec.build(config)
+        token = _RESTORING.set(True)
+        try:
+            model = spec.build(config)
+        finally:
+            _RESTORING.reset(token)
     except Exception as exc:  # noqa: BLE001 - a bad config from a file is the user's problem, told in one line
         raise CheckpointError(f"{meta['path']}: config does not build model {meta['model']!r}: "
                               f"{_first_line(exc)}") from None

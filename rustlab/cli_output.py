@@ -1,5 +1,6 @@
 """What the CLI writes besides its one-line errors: the metric table, skipped-image reports,
-reliability diagrams and mask files. Plain functions, so the commands in rustlab.cli stay thin."""
+reliability diagrams, mask files and the `predict` loop. Plain functions, so the commands in rustlab.cli
+stay thin."""
 
 from __future__ import annotations
 
@@ -128,3 +129,72 @@ def write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
     except OSError as exc:
         fail(f"--out {out_dir}: cannot write {mask_path.name} ({exc.strerror or exc})")
     return files
+
+
+def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = False, out_dir=None,
+                results_path=None, resume: bool = False, workers: int | None = None) -> None:
+    """`rustlab predict`: stream predictions in input order to stdout, the --results file and the
+    --out mask folder; a progress bar with img/s on stderr when it is a terminal. Exits 3 when
+    some images could not be read, 1 when none could."""
+    import json
+
+    from tqdm import tqdm
+
+    from rustlab.errors import ImageError
+    from rustlab.predict_pipeline import list_images
+    from rustlab.predict_results import ResultsFile, error_row, prediction_row, source_key
+
+    if out_dir is not None:
+        out_dir = mask_output_dir(predictor, out_dir)
+    files = list_images(images)
+    if not files:
+        fail("no images found in the given paths")
+    results = ResultsFile(results_path, predictor.class_names, resume) if results_path else None
+    todo = files
+    if results is not None and results.rows_before:
+        todo = [f for f in files if source_key(f) not in results.done]
+        click.echo(f"--resume: {len(files) - len(todo)} of {len(files)} image(s) already in {results_path}, "
+                   f"{len(todo)} to predict", err=True)
+    bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=not sys.stderr.isatty() or not todo,
+               dynamic_ncols=True, smoothing=0.05)
+
+    def say(text: str, err: bool = False):
+        if bar.disable:
+            click.echo(text, err=err)
+        else:  # above the bar, which is redrawn below it
+            tqdm.write(text, file=sys.stderr if err else sys.stdout)
+
+    used_names: set[str] = set()
+    failed = total = 0
+    try:
+        for result in predictor.predict_many(todo, batch_size=batch_size, workers=workers):
+            total += 1
+            bar.update(1)
+            if isinstance(result, ImageError):
+                failed += 1
+                row = error_row(result)
+                if results is not None:
+                    results.write(row)
+                if as_json:
+                    say(json.dumps(row))
+                say(f"error: {result}", err=True)
+                continue
+            files_out = write_mask_files(predictor, result, out_dir, used_names) if out_dir is not None else {}
+            if results is not None:
+                results.write(prediction_row(result, files_out))
+            if as_json:
+                say(json.dumps({**result.to_dict(), **files_out}))
+            else:
+                area = f"  area {100 * result.rust_area:5.1f}%" if result.rust_area is not None else ""
+                say(f"{result.label:<10} {result.confidence:6.3f}{area}  {result.source}")
+    finally:  # also on Ctrl-C: every row so far is in the file
+        bar.close()
+        if results is not None:
+            results.close()
+    if out_dir is not None and used_names:
+        click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
+    if results is not None:
+        click.echo(f"{total} row(s) written to {results_path}", err=True)
+    if failed:
+        click.echo(f"{failed} of {total} image(s) could not be read", err=True)
+        sys.exit(EXIT_PARTIAL if failed < total else EXIT_ERROR)

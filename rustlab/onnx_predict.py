@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from rustlab.errors import CheckpointError, ImageError, RustlabError
-from rustlab.predict import Prediction, _name, make_prediction, predict_batched
+from rustlab.predict_pipeline import Prediction, image_name, make_prediction, predict_stream
 
 _REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
 
@@ -125,10 +125,14 @@ class OnnxPredictor:
         start = time.perf_counter()
         array, size = self.preprocess(image, name)
         result = self.task.interpret_numpy(self.forward(array[None]), self.meta)[0]
-        return make_prediction(result, name or _name(image), size, time.perf_counter() - start)
+        return make_prediction(result, name or image_name(image), size, time.perf_counter() - start)
 
-    def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
-        """Predictions in input order; an unreadable file yields its ImageError instead."""
-        return predict_batched(images, self.preprocess,
-                               lambda arrays: self.task.interpret_numpy(self.forward(np.stack(arrays)), self.meta),
-                               batch_size)
+    def predict_many(self, images: Iterable, batch_size: int = 16, workers: int | None = None,
+                     prefetch: int | None = None) -> Iterator[Prediction | ImageError]:
+        """Predictions in input order; an unreadable file yields its ImageError instead. Decoding
+        runs ahead in ``workers`` threads (rustlab.predict_pipeline, as the PyTorch Predictor)."""
+        return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
+
+    def run_batch(self, arrays: list) -> list[dict]:
+        """The task's per-image result dicts for a list of ``preprocess`` outputs (one session run)."""
+        return self.task.interpret_numpy(self.forward(np.stack(arrays)), self.meta)

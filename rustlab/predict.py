@@ -5,45 +5,16 @@ The one prediction path behind `rustlab predict`, `rustlab evaluate` and the GUI
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from rustlab.errors import ImageError
+# Prediction and the folder pipeline live in predict_pipeline (torch-free, shared with the ONNX
+# predictor); re-exported here, where callers have always found them.
+from rustlab.predict_pipeline import Prediction, image_name, list_images, make_prediction, predict_stream
 
-
-@dataclass
-class Prediction:
-    source: str
-    label: str
-    is_rust: bool
-    confidence: float  # probability of the predicted label (calibrated where the checkpoint has a temperature)
-    rust_probability: float
-    probabilities: dict = field(default_factory=dict)
-    seconds: float = 0.0
-    mask: Any = None  # segmentation: HxW float32 rust probability (model input size)
-    rust_area: float | None = None  # segmentation: fraction of pixels called rust
-    image_size: tuple | None = None  # (width, height) of the decoded image
-
-    def to_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "mask"}
-        return d
-
-
-def list_images(paths: Iterable) -> list[str]:
-    """Expand folders (recursively, image extensions only, sorted); keep files as given."""
-    from rustlab.data.images import is_image_name
-
-    out = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir() and not is_image_name(p):
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and is_image_name(f))
-        else:
-            out.append(str(p))
-    return out
+__all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict_batched"]
 
 
 class Predictor:
@@ -89,55 +60,24 @@ class Predictor:
         start = time.perf_counter()
         tensor, size = self.preprocess(image, name)
         result = self.task.interpret(self.forward(tensor[None]), self.meta)[0]
-        return make_prediction(result, name or _name(image), size, time.perf_counter() - start)
+        return make_prediction(result, name or image_name(image), size, time.perf_counter() - start)
 
-    def predict_many(self, images: Iterable, batch_size: int = 16) -> Iterator[Prediction | ImageError]:
-        """Predictions in input order; an unreadable file yields its ImageError instead."""
+    def predict_many(self, images: Iterable, batch_size: int = 16, workers: int | None = None,
+                     prefetch: int | None = None) -> Iterator[Prediction | ImageError]:
+        """Predictions in input order; an unreadable file yields its ImageError instead.
+
+        ``workers`` threads decode ahead while the model runs (rustlab.predict_pipeline);
+        0 decodes on this thread between batches."""
+        return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
+
+    def run_batch(self, tensors: list) -> list[dict]:
+        """The task's per-image result dicts for a list of ``preprocess`` outputs (one forward)."""
         import torch
 
-        def run(tensors):
-            return self.task.interpret(self.forward(torch.stack(tensors)), self.meta)
-
-        return predict_batched(images, self.preprocess, run, batch_size)
+        return self.task.interpret(self.forward(torch.stack(tensors)), self.meta)
 
 
-def make_prediction(result: dict, source: str, size, seconds: float) -> Prediction:
-    """A Prediction from a task's per-image result dict (``interpret``) and its timing."""
-    return Prediction(source=source, seconds=seconds, image_size=tuple(size), **result)
-
-
-def predict_batched(images: Iterable, preprocess, run, batch_size: int) -> Iterator[Prediction | ImageError]:
-    """The batching loop of every predictor (PyTorch and ONNX Runtime).
-
-    ``preprocess(image, name) -> (array, size)`` may raise ImageError, which is yielded in place
-    of that image's Prediction; ``run(list of arrays) -> list of result dicts`` predicts a batch."""
-    pending = []
-
-    def flush():
-        if not pending:
-            return []
-        start = time.perf_counter()
-        results = run([array for _, array, _ in pending])
-        each = (time.perf_counter() - start) / len(pending)
-        out = [make_prediction(r, src, size, each) for (src, _, size), r in zip(pending, results)]
-        pending.clear()
-        return out
-
-    for image in images:
-        name = _name(image)
-        try:
-            array, size = preprocess(image, name)
-        except ImageError as exc:
-            yield from flush()
-            yield exc
-            continue
-        pending.append((name, array, size))
-        if len(pending) >= batch_size:
-            yield from flush()
-    yield from flush()
-
-
-def _name(image) -> str:
-    if isinstance(image, (str, os.PathLike)):
-        return str(image)
-    return getattr(image, "filename", None) or "<image>"
+def predict_batched(images: Iterable, preprocess, run, batch_size: int, workers: int | None = 0):
+    """The loop before the pipeline (decode on this thread, then the batch), kept for plugins that
+    call it; ``predict_stream`` with ``workers=0``."""
+    return predict_stream(images, preprocess, run, batch_size, workers)

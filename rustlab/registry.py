@@ -138,7 +138,12 @@ def build_registry(extra_plugins=()) -> Registry:
             registry.failed_plugins[ep.name] = f"{type(exc).__name__}: {exc}"
             warnings.warn(f"rustlab plugin {ep.name!r} (from {dist}) failed to load: {exc}")
     for plugin in extra_plugins:
-        pm.register(plugin)
+        if pm.is_registered(plugin):
+            continue  # already loaded through its entry point (e.g. an installed plugin module)
+        try:
+            pm.register(plugin)
+        except ValueError as exc:  # pluggy: a plugin of that name is already registered
+            raise RustlabError(f"plugin {_source_name(plugin)!r} is already registered ({exc})") from None
 
     recorder = _Recorder(registry)
     for impl in pm.hook.rustlab_register_tasks.get_hookimpls():

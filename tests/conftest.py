@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,44 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# Tiny configs per model keep the whole suite within minutes on 2 CPU cores.
-TINY = {
-    "cnn": {"widths": [8, 16, 16], "hidden": 32, "image_size": 32},
-    "unet": {"base_width": 4, "depth": 2, "image_size": 32},
-}
 TINY_DATA = "builtin:96"
 
 
 def tiny_config(model: str) -> dict:
-    return dict(TINY.get(model, {"image_size": 32}))
+    """The model's tiny variant: its plugin's own ``smoke_config`` (rustlab.registry.ModelSpec),
+    the one written-out copy that the tests, benchmarks/ and `bench kernels --quick` all read.
+    A model without one trains at 32 px (its default config otherwise): the suite stays within
+    minutes on 2 CPU cores."""
+    import copy
+    import dataclasses
+
+    from rustlab.registry import get_registry
+
+    spec = get_registry().models.get(model)
+    if spec is None:
+        return {"image_size": 32}
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    return {**({"image_size": 32} if "image_size" in fields else {}), **copy.deepcopy(spec.smoke_config)}
+
+
+class _TinyConfigs(Mapping):
+    """``TINY[name]``: ``tiny_config(name)`` for the tests that index it like a dict."""
+
+    def __getitem__(self, model: str) -> dict:
+        return tiny_config(model)
+
+    def __iter__(self):
+        from rustlab.registry import get_registry
+
+        return iter(get_registry().models)
+
+    def __len__(self) -> int:
+        from rustlab.registry import get_registry
+
+        return len(get_registry().models)
+
+
+TINY = _TinyConfigs()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-
 from conftest import run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -83,7 +82,8 @@ def test_quick_run_numbers_hold_up(quick_run):
             ("forward", 1, False), ("forward", 1, True), ("train", 32, False), ("train", 32, True)}
         for x in lat:
             assert 0 < x["min_ms"] <= x["q1_ms"] <= x["median_ms"] <= x["q3_ms"]
-            assert x["rounds"] == 1 and (x["others_cpu"] is None or 0 <= x["others_cpu"] <= 1)
+            assert x["rounds"] == 1 and (x["others_cores"] is None or 0 <= x["others_cores"])
+            assert x["contended"] == (x["others_cores"] is not None and x["others_cores"] > 0.25)
         q = r["quality"]
         assert q["metric"] == "accuracy" and q["epochs"] == 1 and q["seeds"] == [0]
         assert len(q["val"]) == len(q["test"]) == 1 and 0 <= q["test_mean"] <= 1
@@ -99,7 +99,7 @@ def test_quick_run_numbers_hold_up(quick_run):
 
 
 def test_unet_sweeps_kernels_with_a_seconds_budget(tmp_path, capsys):
-    from rustlab.bench.kernels import epochs_for_seconds
+    from rustlab.bench.kernels_measure import epochs_for_seconds
 
     code, out, err = run_cli(capsys, "bench", "kernels", "--model", "unet", "--quick", "--kernels", "3",
                              "--seconds", "0.5", "--out", tmp_path)
@@ -115,7 +115,7 @@ def test_unet_sweeps_kernels_with_a_seconds_budget(tmp_path, capsys):
 
 
 def test_epochs_for_seconds():
-    from rustlab.bench.kernels import epochs_for_seconds
+    from rustlab.bench.kernels_measure import epochs_for_seconds
 
     # 100 ms steps, 320 images = 10 steps = 1 s per epoch
     assert epochs_for_seconds(30, 100, 320) == 30
@@ -164,7 +164,8 @@ def test_dead_centre_unit_gives_no_erf_rather_than_a_crash():
 
     import torch
 
-    from rustlab.bench.kernels import ERFSummary, KernelConfig, _erf_summary
+    from rustlab.bench.kernels_data import ERFSummary, KernelConfig
+    from rustlab.bench.kernels_measure import erf_summary
     from rustlab.bench.kernels_report import _sigma
     from rustlab.registry import create_model
 
@@ -172,7 +173,7 @@ def test_dead_centre_unit_gives_no_erf_rather_than_a_crash():
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-    erf = _erf_summary(model, (1, 3, 32, 32), n_samples=2)
+    erf = erf_summary(model, (1, 3, 32, 32), n_samples=2)
     assert erf.sigma is None and erf.mass_inside is None
     json.dumps(dataclasses.asdict(erf), allow_nan=False)  # strict JSON: no NaN
     assert _sigma(erf) == "none" and _sigma(None) == "-"
@@ -182,37 +183,40 @@ def test_dead_centre_unit_gives_no_erf_rather_than_a_crash():
 
 def test_a_contended_latency_round_is_timed_again(monkeypatch):
     """Another process taking the CPU during a round: timed again, the quiet round is kept."""
-    from rustlab.bench import kernels
-    from rustlab.bench.speed import Timing
+    from rustlab.bench import kernels_measure as kernels
+    from rustlab.bench.timing import Timing
 
+    # others_cores: 0.6 and 0.3 are above timing.CONTENDED_CORES (0.25), 0.02 is quiet
     busy = iter([(Timing(1, 0.5, [0.5]), 0.6), (Timing(1, 0.001, [0.001]), 0.02)])
     monkeypatch.setattr(kernels, "timed_round", lambda *a, **k: next(busy))
     lat = kernels.measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=1, warmup=0,
                                   max_rounds=3)
-    assert lat.rounds == 2 and lat.others_cpu == 0.02 and lat.median_ms == 1.0 and not lat.contended
+    assert lat.rounds == 2 and lat.others_cores == 0.02 and lat.median_ms == 1.0 and not lat.contended
     always = iter([(Timing(1, 0.5, [0.5]), 0.6), (Timing(1, 0.4, [0.4]), 0.3)])
     monkeypatch.setattr(kernels, "timed_round", lambda *a, **k: next(always))
     lat = kernels.measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=1, warmup=0,
                                   max_rounds=2)
-    assert lat.rounds == 2 and lat.others_cpu == 0.3 and lat.contended  # flagged, never passed off as clean
+    assert lat.rounds == 2 and lat.others_cores == 0.3 and lat.contended  # flagged, never passed off as clean
 
 
-def test_cpu_share_of_other_processes_is_measured():
-    from rustlab.bench.kernels import cpu_busy_seconds, timed_round
-
-    if cpu_busy_seconds() is None:
-        pytest.skip("no /proc/stat")
+def test_cores_used_by_other_processes_are_measured():
+    import itertools
+    import os
     import time
 
-    _, others = timed_round(lambda x: time.sleep(0.01) or 1, None, steps=25, warmup=0, sync=None)
-    assert others is not None and 0 <= others <= 1  # 0.25 s: long enough to be judged
-    _, others = timed_round(lambda x: 1, None, steps=5, warmup=0, sync=None)
+    from rustlab.bench.timing import CpuMeter, timed_round
+
+    if CpuMeter().start is None:
+        pytest.skip("no /proc/stat")
+    _, others = timed_round(lambda x: time.sleep(0.01) or 1, itertools.repeat(None), steps=25, warmup=0, sync=None)
+    assert others is not None and 0 <= others <= os.cpu_count()  # 0.25 s: long enough to be judged
+    _, others = timed_round(lambda x: 1, itertools.repeat(None), steps=5, warmup=0, sync=None)
     assert others is None  # microseconds: too short for 10 ms ticks, not judged
 
 
 def test_short_rounds_get_more_steps():
     """A round of a few milliseconds cannot be judged by /proc/stat's 10 ms ticks: more steps."""
-    from rustlab.bench.kernels import measure_latency
+    from rustlab.bench.kernels_measure import measure_latency
 
     lat = measure_latency("cnn", {"widths": [4, 4, 4], "hidden": 8}, "forward", 1, steps=2, warmup=1,
                           image_size=16, min_round_seconds=0.3)

@@ -1,5 +1,5 @@
 """Predictor.predict_many throughput by batch size (CNN at 96 px, UNet at 256 px), through the same
-function as `rustlab bench speed` (rustlab.bench.speed.measure_predictor).
+function as `rustlab bench speed` (rustlab.bench.speed_predict.measure_predictor).
 
 Usage: python experiments/speed/predict_batch.py [DATA] > experiments/speed/predict_batch.txt
 """
@@ -7,7 +7,8 @@ Usage: python experiments/speed/predict_batch.py [DATA] > experiments/speed/pred
 import sys
 import tempfile
 
-from rustlab.bench.speed import CpuMeter, measure_predictor, sample_jpegs
+from rustlab.bench.speed_predict import measure_predictor, sample_jpegs
+from rustlab.bench.timing import CpuMeter
 
 data = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/corrosion-cls"
 with tempfile.TemporaryDirectory() as tmp:

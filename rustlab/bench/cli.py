@@ -33,6 +33,9 @@ def _command_line(ctx) -> str:
         value = ctx.params.get(param.name)
         if isinstance(value, tuple) and not param.multiple:  # a parsed list such as --workers 0,1
             value = ",".join(map(str, value))
+        if value is False and getattr(param, "secondary_opts", None) and param.default is not False:
+            words.append(param.secondary_opts[0])  # e.g. --no-amp against a default of None
+            continue
         if value in (None, False, ()) or value == param.default:
             continue
         flag = max(param.opts, key=len)
@@ -64,17 +67,26 @@ def _command_line(ctx) -> str:
               help="Measure only this part (repeatable). [default: all three]")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads. [default: torch's]")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision on CUDA (bf16, or fp16 with a GradScaler). [default: the trainer's, on]")
+@click.option("--pin-memory/--no-pin-memory", default=None,
+              help="Pinned host memory for the loaders, copied with non_blocking. [default: on with CUDA]")
+@click.option("--compile", "compile_mode", type=click.Choice(["off", "on", "both"]), default="off", show_default=True,
+              help="torch.compile the model for the rustlab and bound rows (both: each row with and without).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Also write results.json and results.md into this folder.")
+              help="Also write results.json and results.md into this folder (into its contended/ subfolder "
+                   "where they would replace a quiet figure with one measured under contention).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown tables.")
 def speed_cmd(data, model, batch_size, image_size, steps, repeats, warmup, workers, layout, only, device, threads,
-              out, as_json):
+              amp, pin_memory, compile_mode, out, as_json):
     """Training images/s of the naive, rustlab and compute-only pipelines side by side, Predictor latency,
-    and cold start. Timings need a quiet machine: nothing else running."""
+    and cold start. Every figure records how many cores other processes used meanwhile; above 0.25 it
+    is marked as measured under contention."""
     from pathlib import Path
 
     from rustlab.bench.speed import PARTS, run_speed
-    from rustlab.bench.speed_report import format_report
+    from rustlab.bench.speed_report import format_report, report_dict
+    from rustlab.bench.speed_results import write_results
     from rustlab.errors import RustlabError
 
     folder = Path(out) if out else None
@@ -84,19 +96,21 @@ def speed_cmd(data, model, batch_size, image_size, steps, repeats, warmup, worke
         except OSError as exc:
             raise RustlabError(f"--out {folder}: cannot create folder ({exc.strerror})") from None
     layouts = {"both": (False, True), "contiguous": (False,), "channels_last": (True,)}[layout]
+    compile_modes = {"off": (False,), "on": (True,), "both": (False, True)}[compile_mode]
     report = run_speed(data=data, model=model, batch_size=batch_size, image_size=image_size, steps=steps,
                        warmup=warmup, workers=workers, channels_last=layouts, parts=only or PARTS,
-                       device=device, threads=threads, predict_n=steps, repeats=repeats,
+                       device=device, threads=threads, predict_n=steps, repeats=repeats, amp=amp,
+                       compile_modes=compile_modes, pin_memory=pin_memory,
                        log=lambda message: click.echo(message, err=True))
     report.command = _command_line(click.get_current_context())
     text = format_report(report)
+    results = report_dict(report)
     if folder is not None:
-        try:
-            (folder / "results.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-            (folder / "results.md").write_text(text + "\n")
-        except OSError as exc:
-            raise RustlabError(f"--out {folder}: cannot write results ({exc.strerror})") from None
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else text)
+        written, kept = write_results(folder, results, text)
+        if kept:
+            click.echo(f"wrote {written}/, not {folder}/: these figures were measured under contention there and "
+                       f"quiet in {folder}/results.json, which keeps them: {', '.join(kept)}", err=True)
+    click.echo(json.dumps(results, indent=2) if as_json else text)
 
 
 def _list_of(parse, example: str):
@@ -158,7 +172,7 @@ def _on_off(text: str) -> bool:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder for results.json/.csv/.md and the plots. [default: runs/kernels-<timestamp>]")
 @click.option("--quick", is_flag=True,
-              help="Smoke run: narrow models, builtin:48, 1 seed, 1 epoch, 2 timed iterations.")
+              help="Smoke run: the plugin's smoke_config, builtin:48, 1 seed, 1 epoch, 2 timed iterations.")
 def kernels_cmd(model, kernels, strides, pools, data, epochs, seconds, seeds, image_size, sets, device, out, quick):
     """What kernel size and stride cost and buy: params, MACs (formula and counted), stage shapes,
     receptive fields, latency and accuracy after a fixed training budget, per configuration."""
@@ -205,3 +219,8 @@ def _kernels_command_line(ctx) -> str:
         else:
             words += [flag, str(value)]
     return " ".join(words)
+
+
+from rustlab.bench.collectors_cli import collectors_cmd  # noqa: E402 - `rustlab bench collectors`
+
+bench.add_command(collectors_cmd)

@@ -1,6 +1,7 @@
 """The outputs of `rustlab bench kernels`: results.json, results.csv, the Markdown table and the plots.
 
-Everything here reads a finished ``KernelReport`` (rustlab.bench.kernels) and measures nothing.
+Everything here reads a finished ``KernelReport`` (the plain records of rustlab.bench.kernels_data)
+and measures nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import io
 import json
 from pathlib import Path
 
-from rustlab.bench.kernels import (
+from rustlab.bench.kernels_data import (
     FORWARD_BATCH,
     TRAIN_BATCH,
     Analysis,
@@ -22,6 +23,7 @@ from rustlab.bench.kernels import (
     Quality,
     layout_name,
 )
+from rustlab.bench.timing import CONTENDED_CORES
 from rustlab.errors import RustlabError
 
 
@@ -78,7 +80,7 @@ def csv_rows(report: KernelReport) -> list[dict]:
         for lat in r.latency:
             row.update({f"{lat.key}_median_ms": lat.median_ms, f"{lat.key}_q1_ms": lat.q1_ms,
                         f"{lat.key}_q3_ms": lat.q3_ms, f"{lat.key}_steps": lat.steps,
-                        f"{lat.key}_others_cpu": lat.others_cpu})
+                        f"{lat.key}_others_cores": lat.others_cores})
         if q is not None:
             row.update(metric=q.metric, epochs=q.epochs, val_mean=q.val_mean, val_std=q.val_std,
                        test_mean=q.test_mean, test_std=q.test_std, val_seeds=" ".join(f"{v:.4f}" for v in q.val),
@@ -146,15 +148,14 @@ def format_markdown(report: KernelReport) -> str:
             f"{_pm(q.val_mean, q.val_std)} | {_pm(q.test_mean, q.test_std)} |")
     contended = [lat for r in report.results for lat in r.latency if lat.contended]
     if contended:
-        from rustlab.bench.kernels import CONTENTION_LIMIT
-
-        lines += ["", f"\\* timed while other processes used more than {CONTENTION_LIMIT:.0%} of the CPU in every "
-                      f"round ({len(contended)} of the latencies): slower than on a quiet machine; read with care."]
+        lines += ["", f"\\* measured under contention: other processes kept more than {CONTENDED_CORES} cores busy "
+                      f"in every round ({len(contended)} of the latencies): slower than on a quiet machine; "
+                      "read with care."]
     if skipped:
         lines += ["", "Skipped:", *skipped]
-    others = m.get("others_cpu_during_run")
+    others = m.get("others_cores_during_run")
     lines += ["", f"Total time {report.seconds / 60:.1f} min"
-              + (f"; other processes used {others:.0%} of the CPU meanwhile." if others is not None else ".")]
+              + (f"; other processes kept {others:.2f} cores busy meanwhile." if others is not None else ".")]
     return "\n".join(lines)
 
 
@@ -337,16 +338,30 @@ def report_from_dict(data: dict) -> KernelReport:
     report = KernelReport(data["machine"], data["settings"], command=data.get("command", ""),
                           seconds=data.get("seconds", 0.0))
     quality_fields = ("metric", "epochs", "seeds", "val", "test", "train_seconds", "history")
+    cores = data["machine"].get("cores") or 1
+    if "others_cpu_during_run" in report.machine:  # a file from before the shared meter: a machine share
+        share = report.machine.pop("others_cpu_during_run")
+        report.machine["others_cores_during_run"] = None if share is None else round(share * cores, 2)
     for r in data["results"]:
         a = r["analysis"]
         analysis = None if a is None else Analysis(**{**a, "final_map": tuple(a["final_map"]),
                                                       "erf_init": erf(a["erf_init"])})
         q = r["quality"]
         report.results.append(ConfigResult(
-            KernelConfig(**r["config"]), r["model_config"], analysis, [Latency(**lat) for lat in r["latency"]],
+            KernelConfig(**r["config"]), r["model_config"], analysis, [_latency(lat, cores) for lat in r["latency"]],
             None if q is None else Quality(**{k: q[k] for k in quality_fields}), erf(r["erf_trained"]),
             r["skipped"]))
     return report
+
+
+def _latency(d: dict, cores: int) -> Latency:
+    """A Latency from results.json; files from before the shared meter hold ``others_cpu``, a share
+    of the whole machine, instead of ``others_cores``."""
+    d = {k: v for k, v in d.items() if k != "contended"}
+    if "others_cpu" in d:
+        share = d.pop("others_cpu")
+        d["others_cores"] = None if share is None else round(share * cores, 3)
+    return Latency(**d)
 
 
 def load_report(path) -> KernelReport:

@@ -56,6 +56,8 @@ class Worker:
         self.explainer = None
         self._ids = itertools.count(1)
         self.generation = 0  # bumped by cancel(); jobs from an older generation are skipped
+        self._current = 0  # the sequence number of the job running now
+        self._unfinished: dict = {}  # row id -> file of the predict job running now
         self._thread = threading.Thread(target=self._loop, name="rustlab-gui-worker", daemon=True)
         self._thread.start()
 
@@ -80,7 +82,7 @@ class Worker:
     # --- the worker thread ---------------------------------------------------------------------
     def _loop(self):
         while True:
-            _, _, job = self.jobs.get()
+            _, self._current, job = self.jobs.get()
             if job is None:
                 return
             kind, *args = job
@@ -90,11 +92,12 @@ class Worker:
                 elif kind == "expand":
                     self._expand(*args)
                 elif kind == "predict":
-                    self._predict(*args)
+                    self._predict_many(*args)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one bad job
-                if kind == "predict":
-                    self.messages.put(ResultRow(args[0], args[1], ERROR, error=f"internal error: {exc}",
-                                                unreadable=False, thumbnail=render.placeholder(render.THUMB)))
+                if kind == "predict":  # the rows not finished yet (a drop's rows never stay "queued")
+                    for row_id, source in self._unfinished.items():
+                        self.messages.put(ResultRow(row_id, source, ERROR, error=f"internal error: {exc}",
+                                                    unreadable=False, thumbnail=render.placeholder(render.THUMB)))
                 elif kind == "load":
                     self.messages.put(ModelFailed(args[0], f"{type(exc).__name__}: {exc}"))
                 elif kind == "expand":  # the window counts on one Queued per drop
@@ -141,40 +144,77 @@ class Worker:
                 continue
             rows.extend(ResultRow(next(self._ids), f) for f in files)
         self.messages.put(Queued(paths, rows, generation))
-        for row in rows:
-            if row.status != ERROR:
-                self._put(1, ("predict", row.id, row.source, generation))
+        todo = [(row.id, row.source) for row in rows if row.status != ERROR]
+        if todo:
+            self._put(1, ("predict", todo, generation))
 
-    def _predict(self, row_id: int, source: str, generation: int):
+    def _predict_many(self, todo: list, generation: int):
+        """A drop's (row id, file) pairs through the folder pipeline (rustlab.predict_pipeline:
+        decoding, previews and thumbnails in threads while this thread runs the model), CHUNK
+        files per job. The rest goes back in the queue at this job's place: a new drop's listing
+        (priority 0) still jumps ahead, and a model loaded after this drop still waits for it."""
+        import contextlib
+
+        from rustlab.predict_pipeline import decoded_batches, default_workers
+
+        self._unfinished = dict(todo)  # what an internal error turns into error rows
         if generation != self.generation:
-            return  # cancelled: the window already marked the row
-        self.messages.put(predict_row(self.predictor, self.explainer, row_id, source))
+            return  # cancelled: the window already marked the rows
+        predictor, explainer = self.predictor, self.explainer
+        chunk, rest = todo[:CHUNK], todo[CHUNK:]
+        if predictor is None:
+            rows = iter([[predict_row(None, None, row_id, source) for row_id, source in chunk]])
+        else:
+            rows = (finish_batch(predictor, explainer, [value for _, value in batch])
+                    for batch in decoded_batches(chunk, lambda item, _name: decode_for_row(predictor, *item),
+                                                 GUI_BATCH, workers=max(1, default_workers() - 1)))
+        with contextlib.closing(rows):
+            for batch in rows:
+                for row in batch:
+                    self._unfinished.pop(row.id, None)
+                    self.messages.put(row)
+                if generation != self.generation:
+                    return
+        if rest:
+            self.jobs.put((1, self._current, ("predict", rest, generation)))
 
 
-def predict_row(predictor, explainer, row_id: int, source: str) -> ResultRow:
-    """One file to one finished row: prediction, timing, pictures; unreadable files to an error row."""
+# Files per worker job: between chunks a new drop is listed at once (its rows appear); within
+# one, the pipeline keeps the decode threads busy. Batches are small so the first rows appear
+# quickly. Decode threads: one core fewer than the CLI's, left to the window's own thread.
+CHUNK = 48
+GUI_BATCH = 8
+
+
+@dataclass
+class DecodedRow:
+    """What the decode threads prepare for one file: the model's input and the window's pictures."""
+
+    row_id: int
+    source: str
+    image: object  # PIL image as decoded for the model (a JPEG: drafted to the model size)
+    model_input: object
+    size: tuple
+    preview: object
+    thumbnail: object
+    original_size: tuple
+    seconds: float
+
+
+def decode_for_row(predictor, row_id: int, source: str):
+    """Decode (exactly as `rustlab predict` does: JPEG draft at the model size, so the window and
+    the CLI give the same numbers for the same file), the model input, the preview and thumbnail;
+    an unreadable file becomes its finished error row. Runs in a decode thread: no Tk here."""
     from rustlab.data.images import open_rgb
     from rustlab.errors import ImageError
 
-    if predictor is None:
-        return ResultRow(row_id, source, ERROR, error="no model loaded (File > Load model...)", unreadable=False,
-                         thumbnail=render.placeholder(render.THUMB))
     start = time.perf_counter()
     try:
-        # decoded exactly as `rustlab predict` does (JPEG draft at the model size), so the
-        # window and the CLI give the same numbers for the same file
         image = open_rgb(source, draft_size=predictor.image_size, name=source)
-        pred = predictor.predict(image, name=source)
+        model_input, size = predictor.preprocess(image, name=source)
     except ImageError as exc:
         return ResultRow(row_id, source, ERROR, error=exc.reason, model=predictor.name,
                          checkpoint=predictor.checkpoint, thumbnail=render.placeholder(render.THUMB))
-    seconds = time.perf_counter() - start
-    heat = None
-    if explainer is not None:
-        try:
-            heat = explainer.rust_heatmap(image, source)
-        except Exception:  # noqa: BLE001 - the explanation is extra; the prediction stands without it
-            heat = None
     preview = image
     if max(image.size) < render.PREVIEW:
         # a JPEG drafted down for the model: decode a sharper copy for the eye
@@ -183,15 +223,48 @@ def predict_row(predictor, explainer, row_id: int, source: str) -> ResultRow:
         except ImageError:
             preview = image
     preview = render.fit(preview, render.PREVIEW)
-    thumbnail = render.fit(preview, render.THUMB)
-    return ResultRow(
-        row_id, source, DONE, label=pred.label, is_rust=pred.is_rust, confidence=pred.confidence,
-        rust_probability=pred.rust_probability, rust_area=pred.rust_area, seconds=seconds,
-        image_size=_original_size(source, image.size), model=predictor.name, checkpoint=predictor.checkpoint,
-        thumbnail=thumbnail, preview=render.pack(preview), heat=heat,
-        mask=None if pred.mask is None else _as_array(pred.mask),
-        mask_threshold=float((predictor.meta.get("calibration") or {}).get("pixel_threshold", 0.5)),
-    )
+    return DecodedRow(row_id, source, image, model_input, size, render.pack(preview), render.fit(preview, render.THUMB),
+                      _original_size(source, image.size), time.perf_counter() - start)
+
+
+def finish_batch(predictor, explainer, values: list) -> list[ResultRow]:
+    """Finished rows, in order, for decode_for_row's values: one forward for the readable ones."""
+    ready = [v for v in values if isinstance(v, DecodedRow)]
+    results, each = iter(()), 0.0
+    if ready:
+        start = time.perf_counter()
+        results = iter(predictor.run_batch([v.model_input for v in ready]))
+        each = (time.perf_counter() - start) / len(ready)
+    threshold = float((predictor.meta.get("calibration") or {}).get("pixel_threshold", 0.5))
+    rows = []
+    for value in values:
+        if not isinstance(value, DecodedRow):
+            rows.append(value)  # an error row already
+            continue
+        result = next(results)
+        heat = None
+        if explainer is not None:
+            try:
+                heat = explainer.rust_heatmap(value.image, value.source)
+            except Exception:  # noqa: BLE001 - the explanation is extra; the prediction stands without it
+                heat = None
+        mask = result.get("mask")
+        rows.append(ResultRow(
+            value.row_id, value.source, DONE, label=result["label"], is_rust=result["is_rust"],
+            confidence=result["confidence"], rust_probability=result["rust_probability"],
+            rust_area=result.get("rust_area"), seconds=value.seconds + each, image_size=value.original_size,
+            model=predictor.name, checkpoint=predictor.checkpoint, thumbnail=value.thumbnail,
+            preview=value.preview, heat=heat, mask=None if mask is None else _as_array(mask),
+            mask_threshold=threshold))
+    return rows
+
+
+def predict_row(predictor, explainer, row_id: int, source: str) -> ResultRow:
+    """One file to one finished row: prediction, timing, pictures; unreadable files to an error row."""
+    if predictor is None:
+        return ResultRow(row_id, source, ERROR, error="no model loaded (File > Load model...)", unreadable=False,
+                         thumbnail=render.placeholder(render.THUMB))
+    return finish_batch(predictor, explainer, [decode_for_row(predictor, row_id, source)])[0]
 
 
 def _original_size(source: str, decoded: tuple) -> tuple:

@@ -55,6 +55,7 @@ def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
             d = decoded[name]
             log(f"  {name}: {len(d)} decoded at {image_size}px in {d.seconds:.1f}s"
                 f"{' (cache)' if d.from_cache else ''}, {d.nbytes / 2**20:.1f} MiB"
+                f"{' read from the cache file per item' if d.on_disk else ''}"
                 f"{f', {len(d.skipped)} unreadable skipped' if d.skipped else ''}")
     if "train" not in decoded or len(decoded["train"]) == 0:
         raise RustlabError(f"--data {cfg.data}: no readable training images")

@@ -1,0 +1,101 @@
+"""Issue 13: do the speed figures survive the move onto the trainer's shared pieces?
+
+Runs the training rows of `rustlab bench speed` two ways, alternating in one process on the same
+data, so both see the same machine load:
+
+- before: rustlab/bench/speed.py as committed in 1b6cb36 (its own copy of the DataLoader, the
+  model build and the training step), read with `git show` and patched only where modules moved
+  (``make_optimizer`` to rustlab.training, ``KeyedAugmentation`` to rustlab.data.sampling, the
+  new ``load_source`` signature);
+- after: rustlab.bench.speed_train (build_train_loader, build_model, make_optimizer, TrainStep,
+  train_one_epoch).
+
+Each pair runs old then new, then new then old on the next repeat. Every run records the cores
+other processes used meanwhile (rustlab.bench.timing). Needs git and the repository history.
+
+Usage: python experiments/speed/compare_shared_pieces.py [DATA] [REPEATS] > experiments/speed/shared-pieces/compare.md
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rustlab.bench.speed_train import TrainingBench
+from rustlab.bench.timing import CONTENDED_CORES, machine_info
+
+OLD_COMMIT = "1b6cb36"
+# the rows whose code changed most: the step (all), the loader (rustlab), channels_last (TrainStep's own)
+ROWS = [("naive", {}), ("rustlab", {"workers": 0}), ("bound", {}), ("rustlab", {"workers": 0, "channels_last": True})]
+PATCHES = [
+    ("from rustlab.train import make_optimizer", "from rustlab.training import make_optimizer"),
+    ("from rustlab.distributed import Dist, KeyedAugmentation",
+     "from rustlab.data.sampling import KeyedAugmentation\n        from rustlab.distributed import Dist"),
+    ("load_source(self.data, task=self.task.name)", "load_source(self.data, needs_masks=self.task.requires_masks)"),
+]
+
+
+def old_module(folder: Path):
+    text = subprocess.run(["git", "show", f"{OLD_COMMIT}:rustlab/bench/speed.py"], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    for old, new in PATCHES:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "old_speed.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("old_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_speed"] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def name(kind, kw):
+    return " ".join([kind] + (["channels_last"] if kw.get("channels_last") else [])
+                    + ([f"workers={kw['workers']}"] if kind == "rustlab" else []))
+
+
+def main():
+    data = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/corrosion-cls"
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    with tempfile.TemporaryDirectory() as tmp:
+        old = old_module(Path(tmp)).TrainingBench(data, "cnn")
+        old.build_cache()
+        new = TrainingBench(data, "cnn")
+        new.build_cache()
+        results = {name(k, kw): {"before": [], "after": []} for k, kw in ROWS}
+        for repeat in range(repeats):
+            order = [("before", old), ("after", new)][:: 1 if repeat % 2 == 0 else -1]
+            for kind, kw in ROWS:
+                for label, bench in order:
+                    row = getattr(bench, kind)(30, 3, **kw)
+                    results[name(kind, kw)][label].append((round(row.images_per_s, 1), row.others_cores))
+                    print(f"{name(kind, kw):<32} {label:<6} {row.images_per_s:7.1f} images/s, "
+                          f"others {row.others_cores} cores", file=sys.stderr, flush=True)
+    m = machine_info()
+    print(f"machine: {m['cores']} cores ({m['cpu']}), torch {m['torch']}, {m['torch_threads']} threads; "
+          f"{len(new.examples)} training images of {data} at {new.image_size} px, batch {new.batch_size}, "
+          f"30 timed batches after 3 warm-up, {repeats} repeats in alternating order\n")
+    print(f"command: `python experiments/speed/compare_shared_pieces.py {data} {repeats}`\n")
+    print("| pipeline | before: own copy of the step (each repeat) | after: trainer's pieces (each repeat) | "
+          "best after / best before | other processes, cores (max) |")
+    print("|---|---|---|---:|---:|")
+    worst = 0.0
+    for row, r in results.items():
+        best_b, best_a = max(v for v, _ in r["before"]), max(v for v, _ in r["after"])
+        others = max((o for _, o in r["before"] + r["after"] if o is not None), default=None)
+        worst = max(worst, others or 0.0)
+        mark = " *" if others is not None and others > CONTENDED_CORES else ""
+        print(f"| {row} | {', '.join(str(v) for v, _ in r['before'])} | {', '.join(str(v) for v, _ in r['after'])} | "
+              f"{best_a / best_b:.2f} | {others}{mark} |")
+    if worst > CONTENDED_CORES:
+        print(f"\n\\* measured under contention: other processes kept more than {CONTENDED_CORES} cores busy.")
+    print("\n<!-- " + json.dumps(results) + " -->")
+
+
+if __name__ == "__main__":
+    main()

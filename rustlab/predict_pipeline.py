@@ -1,0 +1,164 @@
+"""Folder prediction as a pipeline: decode ahead in threads, batched forward, results in input order.
+
+A camera photo costs more to decode than a small model costs to run (issue 16: a 12 MP JPEG
+decodes at ~57 img/s on one core, the 96 px CNN runs at ~180 img/s), so decoding one file after
+another on the thread that runs the model leaves the other cores idle. Here a small thread pool
+decodes and resizes the next files (PIL releases the GIL while it decodes and resizes; JPEGs
+decode in draft mode at the model's size) while the calling thread runs the model on the
+current batch. At most ``prefetch`` files are in flight (a bounded window, so memory does not
+grow with the folder), and results come out in input order: a slow file holds back the ones
+after it rather than reordering them.
+
+No torch import: the ONNX predictor (torch-free) runs through the same code as the PyTorch one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from rustlab.errors import ImageError
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str
+    is_rust: bool
+    confidence: float  # probability of the predicted label (calibrated where the checkpoint has a temperature)
+    rust_probability: float
+    probabilities: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    mask: Any = None  # segmentation: HxW float32 rust probability (model input size)
+    rust_area: float | None = None  # segmentation: fraction of pixels called rust
+    image_size: tuple | None = None  # (width, height) of the decoded image
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "mask"}
+
+
+def make_prediction(result: dict, source: str, size, seconds: float) -> Prediction:
+    """A Prediction from a task's per-image result dict (``interpret``) and its timing."""
+    return Prediction(source=source, seconds=seconds, image_size=tuple(size), **result)
+
+
+def list_images(paths: Iterable) -> list[str]:
+    """Expand folders (recursively, image extensions only, sorted); keep files as given."""
+    from rustlab.data.images import is_image_name
+
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir() and not is_image_name(p):
+            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and is_image_name(f))
+        else:
+            out.append(str(p))
+    return out
+
+
+def image_name(image) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    return getattr(image, "filename", None) or "<image>"
+
+
+def default_workers() -> int:
+    """Decode threads: one per core, at most 4. Measured on 2 cores (experiments/speed/
+    folder_predict.md): 2 threads beside the model's own beat 1 on 12 MP JPEGs, and cost the
+    small photos nothing (the threads sleep while the queue is full)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers: int | None = None,
+                    prefetch: int | None = None) -> Iterator[list[tuple[str, Any]]]:
+    """Lists of (name, ``decode(image, name)`` or its ImageError), in input order.
+
+    Each list holds up to ``batch_size`` decoded images (error entries ride along without counting,
+    so one bad file does not break a batch in two). ``workers`` threads decode up to ``prefetch``
+    files ahead of the consumer; ``workers=0`` decodes on the calling thread, one file after the
+    other (the path before the pipeline, kept for comparison and for callers that must not start
+    threads). Closing the iterator early cancels the files not yet started."""
+    batch_size = max(1, int(batch_size))
+    workers = default_workers() if workers is None else max(0, int(workers))
+
+    def attempt(image, name):
+        try:
+            return decode(image, name)
+        except ImageError as exc:
+            return exc
+
+    batch, good = [], 0
+    if workers == 0:
+        for image in images:
+            name = image_name(image)
+            value = attempt(image, name)
+            batch.append((name, value))
+            good += not isinstance(value, ImageError)
+            if good >= batch_size:
+                yield batch
+                batch, good = [], 0
+        if batch:
+            yield batch
+        return
+
+    # enough in flight that the threads decode the next batch while the model runs this one
+    prefetch = max(prefetch or 2 * batch_size + workers, workers + 1)
+    window: deque = deque()
+    source = iter(images)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rustlab-decode")
+    try:
+        def fill():
+            while len(window) < prefetch:
+                image = next(source, _END)
+                if image is _END:
+                    return
+                name = image_name(image)
+                window.append((name, pool.submit(attempt, image, name)))
+
+        fill()
+        while window:
+            name, future = window.popleft()
+            fill()
+            value = future.result()
+            batch.append((name, value))
+            good += not isinstance(value, ImageError)
+            if good >= batch_size:
+                yield batch
+                batch, good = [], 0
+        if batch:
+            yield batch
+    finally:
+        # a consumer that stops early (an exception, a closed generator, GUI Stop) leaves no work behind
+        for _, future in window:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+_END = object()
+
+
+def predict_stream(images: Iterable, preprocess: Callable, run: Callable, batch_size: int = 16,
+                   workers: int | None = None, prefetch: int | None = None) -> Iterator[Prediction | ImageError]:
+    """The prediction loop of every predictor (PyTorch and ONNX Runtime).
+
+    ``preprocess(image, name) -> (array, (width, height))`` runs in the decode threads and may
+    raise ImageError, which is yielded in place of that image's Prediction; ``run(list of arrays)
+    -> list of result dicts`` predicts a batch on the calling thread. Input order is kept."""
+    for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch):
+        ready = [(name, value) for name, value in batch if not isinstance(value, ImageError)]
+        results, each = [], 0.0
+        if ready:
+            start = time.perf_counter()
+            results = run([array for _, (array, _size) in ready])
+            each = (time.perf_counter() - start) / len(ready)
+        results = iter(results)
+        for name, value in batch:
+            if isinstance(value, ImageError):
+                yield value
+            else:
+                yield make_prediction(next(results), name, value[1], each)
