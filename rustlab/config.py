@@ -39,6 +39,9 @@ class TrainConfig:
     balance: str = "none"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only (bf16 is far slower than fp32 on these CPUs)
+    # NHWC memory layout: "auto" where experiments/speed/channels_last.md measured a gain for the
+    # model on this device type (rustlab.layout), or true / false to force it
+    channels_last: bool | str = "auto"
     workers: int = 0  # DataLoader workers; 0 measured fastest on 2 cores (1 worker: 9-25% slower; experiments/speed)
     patience: int = 10  # early stopping: epochs without a better validation metric
     out: str = "runs"
@@ -58,6 +61,9 @@ class TrainConfig:
             if not sources:
                 raise RustlabError("--data: at least one source is needed")
             self.data, self.extra_data = sources[0], sources[1:] + self.extra_data
+        from rustlab.layout import parse_setting
+
+        self.channels_last = parse_setting(self.channels_last)
         # runs from before balancing by source stored true / false
         if isinstance(self.balance, bool) or self.balance is None:
             self.balance = "classes" if self.balance else "none"
@@ -79,6 +85,7 @@ class TrainConfig:
             (self.workers >= 0, "--workers must be >= 0"),
             (self.patience >= 1, "patience must be >= 1"),
             (self.balance in BALANCE_MODES, f"--balance must be one of {', '.join(BALANCE_MODES)}"),
+            (self.channels_last in ("auto", True, False), "channels_last must be auto, true or false"),
             (self.data not in self.extra_data, f"--data {self.data}: given twice"),
         ]
         for ok, message in checks:

@@ -12,7 +12,8 @@ from typing import Iterable, Iterator
 from rustlab.errors import ImageError
 # Prediction and the folder pipeline live in predict_pipeline (torch-free, shared with the ONNX
 # predictor); re-exported here, where callers have always found them.
-from rustlab.predict_pipeline import Prediction, image_name, list_images, make_prediction, predict_stream
+from rustlab.predict_pipeline import (Prediction, default_workers, image_name, list_images, make_prediction,
+                                      predict_stream)
 
 __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict_batched"]
 
@@ -30,6 +31,14 @@ class Predictor:
         self.image_size = int(self.meta["preprocessing"]["image_size"])
         self.class_names = list(self.meta["class_names"])
         self.checkpoint = self.meta["path"]
+        from rustlab.layout import wants_channels_last
+
+        # NHWC where it measured faster for this model (rustlab.layout); the numbers do not change
+        self.channels_last = wants_channels_last("auto", self.meta["model"], self.device, "predict")
+        if self.channels_last:
+            import torch
+
+            self.model.to(memory_format=torch.channels_last)
 
     @property
     def name(self) -> str:
@@ -53,7 +62,10 @@ class Predictor:
 
         pre = self.meta["preprocessing"]
         with torch.inference_mode(), autocast_context(self.device):
-            return self.model(normalize(batch.to(self.device), pre["mean"], pre["std"])).float()
+            x = normalize(batch.to(self.device), pre["mean"], pre["std"])
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model(x).float()
 
     def predict(self, image, name: str | None = None) -> Prediction:
         """Predict one image: a path, bytes or a PIL image. Raises ImageError for unreadable files."""
@@ -68,7 +80,12 @@ class Predictor:
 
         ``workers`` threads decode ahead while the model runs (rustlab.predict_pipeline);
         0 decodes on this thread between batches."""
-        return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
+        workers = default_workers() if workers is None else workers
+        if workers == 0 or self.device.type != "cpu":
+            return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
+        tuner = _TorchThreads(workers)
+        return _restoring(predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch,
+                                         on_batch=tuner), tuner)
 
     def run_batch(self, tensors: list) -> list[dict]:
         """The task's per-image result dicts for a list of ``preprocess`` outputs (one forward)."""
@@ -81,3 +98,72 @@ def predict_batched(images: Iterable, preprocess, run, batch_size: int, workers:
     """The loop before the pipeline (decode on this thread, then the batch), kept for plugins that
     call it; ``predict_stream`` with ``workers=0``."""
     return predict_stream(images, preprocess, run, batch_size, workers)
+
+
+class _TorchThreads:
+    """Torch's CPU threads while decode threads run beside the model: whichever count gives the
+    pipeline more images per second, measured on the run itself and measured again every HOLD
+    batches (what is faster changes with the photos and with what else runs on the machine).
+
+    Candidates: all of torch's threads, and as many fewer as there are decode threads (on 2 cores:
+    2 and 1). Measured on 2 shared cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs
+    ~3x the 96 px CNN's forward, so decoding bounds the pipeline and the model's second thread
+    only competes with the decoders; and with other jobs on the cores, torch's two threads wait
+    for each other (one descheduled) and ran the CNN at half the speed of one thread. On small
+    photos on a quiet machine the model bounds the pipeline and keeps all its threads."""
+
+    PROBE = 2  # batches timed per candidate
+    HOLD = 30  # batches run with the choice before measuring again
+
+    def __init__(self, decode_threads: int):
+        import torch
+
+        self.full = torch.get_num_threads()
+        self.candidates = list(dict.fromkeys([self.full, max(1, self.full - decode_threads)]))
+        self.current = self.full
+        self.rates: dict[int, float] = {}
+        self.index, self.count, self.probing, self.mark = 0, 0, True, None
+
+    def _set(self, threads: int) -> None:
+        if threads != self.current:
+            import torch
+
+            torch.set_num_threads(threads)
+            self.current = threads
+
+    def __call__(self, clock, now: float | None = None) -> None:
+        if len(self.candidates) < 2:
+            return
+        now = time.perf_counter() if now is None else now
+        if self.mark is None:  # the first batch warms up: not timed
+            self.mark = (now, clock.modelled)
+            return
+        self.count += 1
+        if not self.probing:
+            if self.count >= self.HOLD:
+                self.probing, self.index, self.rates = True, 0, {}
+                self._set(self.candidates[0])
+                self.mark, self.count = (now, clock.modelled), 0
+            return
+        if self.count < self.PROBE:
+            return
+        self.rates[self.current] = (clock.modelled - self.mark[1]) / max(now - self.mark[0], 1e-9)
+        self.index += 1
+        if self.index < len(self.candidates):
+            self._set(self.candidates[self.index])
+        else:
+            self._set(max(self.rates, key=self.rates.get))
+            self.probing = False
+        self.mark, self.count = (now, clock.modelled), 0
+
+    def restore(self) -> None:
+        self._set(self.full)
+
+
+def _restoring(stream, tuner: _TorchThreads):
+    """``stream``, with torch's thread count restored when it ends, fails or is closed early."""
+    try:
+        yield from stream
+    finally:
+        stream.close()
+        tuner.restore()

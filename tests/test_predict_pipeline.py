@@ -224,3 +224,72 @@ def _read(path):
         return [{k: v for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
     rows = [json.loads(line) for line in text.splitlines()]
     return [{**r, "error": r.get("error", "")} for r in rows]
+
+
+def test_torch_threads_are_chosen_by_measured_throughput_and_restored(predictor, folder):
+    """Each candidate thread count is timed on a few batches, the faster kept, measured again
+    later; torch's own count is restored at the end, also when the caller stops early."""
+    import torch
+
+    from rustlab.predict import _TorchThreads
+    from rustlab.predict_pipeline import StageClock
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tuner = _TorchThreads(decode_threads=2)
+        assert tuner.candidates == [2, 1]
+        clock, now = StageClock(), 0.0
+
+        def batches(n, seconds_each):
+            nonlocal now
+            for _ in range(n):
+                now += seconds_each
+                clock.modelled += 16
+                tuner(clock, now)
+
+        batches(1 + tuner.PROBE, 1.0)  # warm-up, then 2 threads: 16 img/s
+        assert torch.get_num_threads() == 1
+        batches(tuner.PROBE, 0.5)  # 1 thread: 32 img/s, kept
+        assert torch.get_num_threads() == 1 and not tuner.probing
+        batches(tuner.HOLD, 0.5)
+        assert tuner.probing and torch.get_num_threads() == 2  # measuring again
+        batches(tuner.PROBE, 0.25)  # now 2 threads are faster
+        batches(tuner.PROBE, 0.5)
+        assert torch.get_num_threads() == 2 and not tuner.probing
+        images = _sorted_images(folder) * 3
+        assert len(list(predictor.predict_many(images, batch_size=1, workers=2))) == len(images)
+        assert torch.get_num_threads() == 2
+        stream = predictor.predict_many(images, batch_size=1, workers=2)
+        for _ in range(1 + tuner.PROBE + 1):  # into the probe of the second candidate
+            next(stream)
+        stream.close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_channels_last_is_decided_per_model_and_changes_no_answer(cnn_checkpoint, folder, monkeypatch):
+    import torch
+
+    from rustlab import layout
+    from rustlab.config import TrainConfig
+    from rustlab.errors import RustlabError
+    from rustlab.predict import Predictor
+
+    assert layout.wants_channels_last(True, "anything", torch.device("cuda")) is True
+    assert layout.wants_channels_last("false", "cnn", torch.device("cpu")) is False
+    assert layout.wants_channels_last("auto", "no-such-model", torch.device("cpu")) is False
+    assert TrainConfig(channels_last="TRUE").channels_last is True
+    with pytest.raises(RustlabError, match="channels_last"):
+        TrainConfig(channels_last="sometimes").validate()
+    images = _sorted_images(folder)
+    monkeypatch.setattr(layout, "PREDICT_CPU", frozenset())
+    plain = Predictor(cnn_checkpoint, device="cpu")
+    monkeypatch.setattr(layout, "PREDICT_CPU", frozenset({"cnn"}))
+    nhwc = Predictor(cnn_checkpoint, device="cpu")
+    assert nhwc.channels_last and not plain.channels_last
+    a = [p for p in plain.predict_many(images, workers=0) if not isinstance(p, ImageError)]
+    b = [p for p in nhwc.predict_many(images, workers=0) if not isinstance(p, ImageError)]
+    assert [p.label for p in a] == [p.label for p in b]
+    assert max(abs(p.rust_probability - q.rust_probability) for p, q in zip(a, b)) < 1e-5

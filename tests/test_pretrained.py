@@ -218,7 +218,8 @@ def test_frozen_backbone_trains_the_head_only():
     model = _create("effnet-lite0", weights="none", image_size=32, freeze_backbone=True).train()
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("backbone.classifier.") for n in trainable)
-    assert not model.backbone.bn1.training and model.backbone.classifier is not None
+    assert not model.backbone.bn1.training and not model.backbone.blocks.training
+    assert model.backbone.training and model.backbone.classifier.training  # the head keeps its dropout
 
 
 @pytest.mark.slow
@@ -295,3 +296,11 @@ def test_unet_static_same_padding_equals_timms_at_every_size():
         with torch.no_grad():
             assert all(torch.equal(a, b) for a, b in zip(unet.backbone(x), ref(x)))
     assert unet(torch.randn(2, 3, 33, 50)).shape == (2, 1, 33, 50)  # padded to 64 x 64, cropped back
+
+
+def test_weights_none_from_the_command_line():
+    """`--set weights=none` reaches the config as None (rustlab.config.parse_value): random init."""
+    from rustlab.config import parse_value
+
+    model = _create("effnet-lite0", weights=parse_value("none"), image_size=32)
+    assert model.config.weights == "none" and model.weights_source == {"kind": "none"}

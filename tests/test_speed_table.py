@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ROOT
 
 DOCS = [ROOT / "docs" / "benchmarks.md", ROOT / "README.md"]
@@ -49,7 +48,11 @@ def _results(training_others=0.0, predict_others=0.0, help_s=0.06):
 
 
 def test_a_contended_run_goes_beside_the_quiet_results(tmp_path):
-    from rustlab.bench.speed_results import CONTENDED_FOLDER, spoiled_figures, write_results
+    from rustlab.bench.speed_results import (
+        CONTENDED_FOLDER,
+        spoiled_figures,
+        write_results,
+    )
 
     quiet = _results()
     written, kept = write_results(tmp_path, quiet, "quiet")
@@ -74,7 +77,12 @@ def test_figures_without_a_meter_reading_count_as_quiet():
 
 
 def test_contention_marks_in_the_report():
-    from rustlab.bench.speed_data import PipelineResult, PredictResult, SpeedReport, add_ratios
+    from rustlab.bench.speed_data import (
+        PipelineResult,
+        PredictResult,
+        SpeedReport,
+        add_ratios,
+    )
     from rustlab.bench.speed_report import format_report, report_dict
     from rustlab.bench.timing import CONTENDED_CORES
 

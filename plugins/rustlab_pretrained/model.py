@@ -73,6 +73,8 @@ class UNetEffNetLiteConfig:
 
 
 def _check_common(cfg) -> None:
+    if cfg.weights is None:  # `--set weights=none` arrives as None
+        cfg.weights = "none"
     if cfg.variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {cfg.variant!r}")
     if not isinstance(cfg.weights, str) or not cfg.weights:
@@ -120,11 +122,11 @@ class _Pretrained(nn.Module):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.config.freeze_backbone:
-            # a frozen backbone keeps its ImageNet BatchNorm statistics too (a true linear probe)
+            # a frozen backbone runs as at inference: ImageNet BatchNorm statistics, no stochastic
+            # depth (a true linear probe); the head keeps its dropout
             frozen = {id(p) for p in self._backbone_parameters()}
-            for module in self.backbone.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and any(
-                        id(p) in frozen for p in module.parameters(recurse=False)):
+            for module in self.backbone.children():
+                if all(id(p) in frozen for p in module.parameters()):
                     module.eval()
         return self
 

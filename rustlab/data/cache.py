@@ -134,7 +134,7 @@ def load_decoded(examples, size: int, with_masks: bool = False, use_cache: bool 
     start = time.perf_counter()
     path = cache_dir() / "decoded" / f"{_key(examples, size, with_masks)}.rlcache"
     from_cache = True
-    with _decode_lock(path):
+    with _decode_lock(path) as locked:
         try:
             stored = open_cache(path)
         except (CacheFormatError, OSError, KeyError, TypeError, ValueError):
@@ -142,6 +142,9 @@ def load_decoded(examples, size: int, with_masks: bool = False, use_cache: bool 
             # two runs at once decode a set once; the rest wait and read the file.
             stored, from_cache = None, False
         if stored is None:
+            if locked:  # temp files of this set left by a killed writer: no live writer holds the lock
+                for stale in path.parent.glob(f"{path.name}.tmp-*"):
+                    stale.unlink(missing_ok=True)
             try:
                 _decode_to_file(examples, size, with_masks, path, progress)
                 stored = open_cache(path)
@@ -191,19 +194,19 @@ def _decode_to_file(examples, size: int, with_masks: bool, path, progress: bool)
 
 @contextlib.contextmanager
 def _decode_lock(path):
-    """An exclusive lock beside the cache file while it is checked and built (fcntl.flock;
-    where locks are unavailable, none: two processes then both decode and the second rename wins,
-    which is still correct)."""
+    """An exclusive lock beside the cache file while it is checked and built (fcntl.flock);
+    yields whether it is held. Where locks are unavailable, none: two processes then both decode
+    and the second rename wins, which is still correct."""
     try:
         import fcntl
     except ImportError:
-        yield
+        yield False
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(f"{path}.lock", "a")
     except OSError:
-        yield
+        yield False
         return
     with fh:
         try:
@@ -213,5 +216,6 @@ def _decode_lock(path):
                   flush=True)
             fcntl.flock(fh, fcntl.LOCK_EX)
         except OSError:
-            pass
-        yield
+            yield False
+            return
+        yield True

@@ -6,6 +6,7 @@ Tk (Tk is not thread-safe); it hands over plain data and PIL images.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -155,7 +156,7 @@ class Worker:
         (priority 0) still jumps ahead, and a model loaded after this drop still waits for it."""
         import contextlib
 
-        from rustlab.predict_pipeline import decoded_batches, default_workers
+        from rustlab.predict_pipeline import decoded_batches
 
         self._unfinished = dict(todo)  # what an internal error turns into error rows
         if generation != self.generation:
@@ -167,7 +168,7 @@ class Worker:
         else:
             rows = (finish_batch(predictor, explainer, [value for _, value in batch])
                     for batch in decoded_batches(chunk, lambda item, _name: decode_for_row(predictor, *item),
-                                                 GUI_BATCH, workers=max(1, default_workers() - 1)))
+                                                 GUI_BATCH, workers=gui_decode_threads()))
         with contextlib.closing(rows):
             for batch in rows:
                 for row in batch:
@@ -181,9 +182,17 @@ class Worker:
 
 # Files per worker job: between chunks a new drop is listed at once (its rows appear); within
 # one, the pipeline keeps the decode threads busy. Batches are small so the first rows appear
-# quickly. Decode threads: one core fewer than the CLI's, left to the window's own thread.
+# quickly.
 CHUNK = 48
 GUI_BATCH = 8
+
+
+def gui_decode_threads() -> int:
+    """Decode threads beside the window's thread and this worker: the cores beyond those two.
+    On 2 cores, none (files decode between batches on the worker thread): with the cores shared
+    by other jobs (load ~10), one decode thread more made the event loop stall past 0.3 s in 3 of
+    3 runs of tests/test_gui.py's 200-file drop, the worker alone in 0 of 3."""
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
 @dataclass

@@ -19,7 +19,13 @@ class TrainStep:
         self.device, self.amp, self.scaler = device, amp, scaler
         self.mean, self.std = preprocessing["mean"], preprocessing["std"]
         self.label_smoothing = label_smoothing
-        self.channels_last = channels_last
+        # NHWC weights and inputs (rustlab.layout.wants_channels_last decides per model): the
+        # convolutions then run without layout conversions where the backend prefers NHWC
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            import torch
+
+            net.to(memory_format=torch.channels_last)
 
     def inputs(self, images):
         import torch
@@ -80,13 +86,14 @@ def train_one_epoch(step: TrainStep, loader, rust_index: int, progress=None, dis
         if done is None:
             return None
         outputs, targets, loss = done
+        loss = loss.detach()  # for metrics and the bar only: the step has already used its graph
         if distributed:
             with torch.no_grad():
                 outputs = dist.gather_cat(outputs.detach().float())
                 targets = dist.gather_cat(targets)
                 labels = dist.gather_cat(labels.to(step.device))
                 loss = task.loss(outputs, targets, label_smoothing=step.label_smoothing)
-        meter.update(outputs, targets, labels.cpu() == rust_index, loss=loss.detach())
+        meter.update(outputs, targets, labels.cpu() == rust_index, loss=loss)
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{float(loss):.3f}")
