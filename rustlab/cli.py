@@ -222,7 +222,8 @@ def export_cmd(checkpoint, fmt, out):
 @click.option("--count", type=click.IntRange(min=1, max=1000), default=4, show_default=True,
               help="Images per class.")
 @click.option("--seed", type=int, default=7, show_default=True)
-def samples_cmd(out_dir, count, seed):
+@click.option("--by-class", is_flag=True, help="Write rust/ and no_rust/ subfolders: a folder --data source.")
+def samples_cmd(out_dir, count, seed, by_class):
     """Write synthetic rust / no-rust photos (from the builtin generator) to try predict and the GUI."""
     from pathlib import Path
 
@@ -234,13 +235,15 @@ def samples_cmd(out_dir, count, seed):
 
     out = Path(out_dir)
     try:
+        for name in ("rust", "no_rust") if by_class else ():
+            (out / name).mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"{out}: cannot create folder ({exc.strerror})")
     for i in range(count):
         for has_rust, name in ((True, "rust"), (False, "no_rust")):
             image, _ = render_sample(np.random.default_rng([seed, i, has_rust]), 192, has_rust)
-            path = out / f"{name}_{i:02d}.png"
+            path = (out / name if by_class else out) / f"{name}_{i:02d}.png"
             Image.fromarray(image).save(path)
             click.echo(str(path))
 
