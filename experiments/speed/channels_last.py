@@ -102,9 +102,13 @@ def main():
     parser.add_argument("--models", default="cnn,unet,effnet-lite0")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads [default: torch's]")
     parser.add_argument("--out", default=str(OUT / "channels_last"))
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from rustlab.registry import get_registry
 
