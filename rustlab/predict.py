@@ -109,7 +109,7 @@ class _TorchThreads:
     2 and 1). Measured on 2 shared cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs
     ~3x the 96 px CNN's forward, so decoding bounds the pipeline and the model's second thread
     only competes with the decoders; and with other jobs on the cores, torch's two threads wait
-    for each other (one descheduled) and ran the CNN at half the speed of one thread. On small
+    for each other (one descheduled) and ran the CNN at 0.5-0.6x the speed of one thread. On small
     photos on a quiet machine the model bounds the pipeline and keeps all its threads."""
 
     PROBE = 2  # batches timed per candidate

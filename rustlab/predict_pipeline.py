@@ -69,9 +69,10 @@ def image_name(image) -> str:
 
 
 def default_workers() -> int:
-    """Decode threads: one per core, at most 4. Measured on 2 cores (experiments/speed/
-    folder_predict.md): 2 threads beside the model's own beat 1 on 12 MP JPEGs, and cost the
-    small photos nothing (the threads sleep while the queue is full)."""
+    """Decode threads: one per core, at most 4 (idle threads sleep while the window is full).
+    On 2 shared cores, 1 and 2 threads measured within noise of each other
+    (experiments/speed/folder_predict.md); one per core lets decoding use every core the model
+    leaves idle on a quiet machine."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

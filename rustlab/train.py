@@ -146,6 +146,13 @@ class _Run:
         if state is not None:
             _load_weights(model, state)
         self.preprocessing = input_preprocessing(model_config, image_size)
+        from rustlab.layout import wants_channels_last
+
+        channels_last = wants_channels_last(cfg.channels_last, spec.name, device)
+        if channels_last:  # before DDP wraps it: DDP lays out its gradient buckets from the parameters
+            import torch
+
+            model.to(memory_format=torch.channels_last)
         self.closed_form = is_closed_form(model)
         if self.closed_form:
             net = model  # every rank fits the same data identically; DDP refuses a model with nothing to train
@@ -165,7 +172,7 @@ class _Run:
             except (ValueError, KeyError, TypeError, RuntimeError) as exc:
                 raise CheckpointError(f"{state.path}: optimizer state does not fit this model ({exc})") from None
         self.step = TrainStep(net, task, self.optimizer, self.scheduler, device, self.preprocessing, amp=cfg.amp,
-                              label_smoothing=cfg.label_smoothing, scaler=self.scaler)
+                              label_smoothing=cfg.label_smoothing, scaler=self.scaler, channels_last=channels_last)
         self.meta = checkpoint_meta(spec, task, model, model_config, data, self.preprocessing, cfg, dist.world_size)
         self.progress = state.progress if state is not None else Progress()
 

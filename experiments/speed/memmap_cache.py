@@ -78,6 +78,58 @@ def cache_bytes(prepared) -> int:
     return sum(d.nbytes for d in prepared.decoded.values())
 
 
+def child_read(path: str, in_memory: bool) -> dict:
+    """In a child: one pass of the trainer's Dataset (DataLoader, batch 32) over a cache file, in
+    memory or read per item; peak RSS above the RSS after imports (the cache's own share)."""
+    import resource
+
+    import torch
+
+    from rustlab.data.cache import DecodedSet
+    from rustlab.data.cache_store import open_cache
+    from rustlab.data.transforms import DecodedDataset
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stored = open_cache(path)
+    images = stored["images"].load() if in_memory else stored["images"]
+    decoded = DecodedSet(images, stored["labels"], None, stored["keys"])
+    total = 0
+    for batch, _, _ in torch.utils.data.DataLoader(DecodedDataset(decoded), batch_size=32):
+        total += int(batch[:, 0, 0, 0].sum())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"images": len(decoded), "peak_rss_mib": round(peak / 1024, 1), "above_imports_mib": round((peak - base) / 1024, 1)}
+
+
+def reader_part(counts, image_size) -> list[dict]:
+    """Synthetic cache files of ``counts`` images (random pixels: the reader does not care), each
+    read by a fresh child in memory and per item."""
+    import numpy as np
+
+    from rustlab.data.cache_store import CacheWriter
+
+    rows = []
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        for n in counts:
+            path = Path(folder) / f"n{n}.rlcache"
+            writer = CacheWriter(path, n, image_size, False)
+            for i in range(n):
+                writer.add(f"k{i}", i % 2, rng.integers(0, 255, (image_size, image_size, 3), dtype=np.uint8), None)
+            writer.finish()
+            for in_memory in (True, False):
+                code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import memmap_cache as m; "
+                        f"print(json.dumps(m.child_read({str(path)!r}, {in_memory})))")
+                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"child failed: {done.stderr[-2000:]}")
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                r.update({"cache_mib": round(path.stat().st_size / 2**20, 1),
+                          "mode": "in memory" if in_memory else "file, per item"})
+                print(f"  {r}", file=sys.stderr, flush=True)
+                rows.append(r)
+    return rows
+
+
 def run_child(data: str, image_size: int, memory_mib: float, cache: str) -> dict:
     env = {**os.environ, "RUSTLAB_CACHE": cache, "RUSTLAB_CACHE_MEMORY_MIB": str(memory_mib),
            "HF_HUB_OFFLINE": "1"}
@@ -138,7 +190,7 @@ def speed_part(rounds: int, image_size: int) -> list[dict]:
     return list(best.values())
 
 
-def report(memory_rows, speed_rows, args) -> str:
+def report(memory_rows, speed_rows, args, reader_rows=()) -> str:
     def others(v):
         return "?" if v is None else f"{v:.2f}{' **C**' if v > 0.25 else ''}"
 
@@ -155,6 +207,14 @@ def report(memory_rows, speed_rows, args) -> str:
             cap = f" (cap {r['cap_mib']} MiB)" if r["cap_mib"] else ""
             lines.append(f"| {r['data']} | {r['images']} | {r['cache_mib']} | {r['mode']}{cap} | {r['peak_rss_mib']} | "
                          f"{r['epoch_s']} | {others(r['others_cores'])} |")
+        lines.append("")
+    if reader_rows:
+        lines += [f"## The cache's own share: one pass of the Dataset over a cache file (batch 32, {args.image_size} px, "
+                  "fresh child each)", "", "| images | cache MiB | mode | peak RSS MiB | peak above the imports MiB |",
+                  "|---|---|---|---|---|"]
+        for r in reader_rows:
+            lines.append(f"| {r['images']} | {r['cache_mib']} | {r['mode']} | {r['peak_rss_mib']} | "
+                         f"{r['above_imports_mib']} |")
         lines.append("")
     if speed_rows:
         lines += [f"## Epoch speed on corrosion-cls (train split, cnn at {args.image_size} px, batch 32, "
@@ -173,15 +233,19 @@ def main():
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--cap-mib", type=float, default=16.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--reader-sizes", default="2000,4000,8000", help="cache files read by the Dataset alone")
     parser.add_argument("--skip", choices=["memory", "speed"], default=None)
     parser.add_argument("--out", default=str(OUT / "memmap_cache"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    memory_rows = [] if args.skip == "memory" else memory_part([int(n) for n in args.sizes.split(",")],
-                                                                args.image_size, args.cap_mib)
+    memory_rows, reader_rows = [], []
+    if args.skip != "memory":
+        memory_rows = memory_part([int(n) for n in args.sizes.split(",")], args.image_size, args.cap_mib)
+        reader_rows = reader_part([int(n) for n in args.reader_sizes.split(",")], args.image_size)
     speed_rows = [] if args.skip == "speed" or not SHARED.is_dir() else speed_part(args.rounds, args.image_size)
-    Path(args.out + ".json").write_text(json.dumps({"memory": memory_rows, "speed": speed_rows}, indent=2) + "\n")
-    text = report(memory_rows, speed_rows, args)
+    Path(args.out + ".json").write_text(json.dumps({"memory": memory_rows, "reader": reader_rows,
+                                                    "speed": speed_rows}, indent=2) + "\n")
+    text = report(memory_rows, speed_rows, args, reader_rows)
     Path(args.out + ".md").write_text(text)
     print(text)
 

@@ -163,12 +163,13 @@ class Worker:
             return  # cancelled: the window already marked the rows
         predictor, explainer = self.predictor, self.explainer
         chunk, rest = todo[:CHUNK], todo[CHUNK:]
+        threads = gui_decode_threads()
         if predictor is None:
             rows = iter([[predict_row(None, None, row_id, source) for row_id, source in chunk]])
         else:
             rows = (finish_batch(predictor, explainer, [value for _, value in batch])
                     for batch in decoded_batches(chunk, lambda item, _name: decode_for_row(predictor, *item),
-                                                 GUI_BATCH, workers=gui_decode_threads()))
+                                                 GUI_BATCH if threads else 1, workers=threads))
         with contextlib.closing(rows):
             for batch in rows:
                 for row in batch:
@@ -189,9 +190,11 @@ GUI_BATCH = 8
 
 def gui_decode_threads() -> int:
     """Decode threads beside the window's thread and this worker: the cores beyond those two.
-    On 2 cores, none (files decode between batches on the worker thread): with the cores shared
-    by other jobs (load ~10), one decode thread more made the event loop stall past 0.3 s in 3 of
-    3 runs of tests/test_gui.py's 200-file drop, the worker alone in 0 of 3."""
+    On 2 cores, none, and batches of one (each file decoded and predicted in turn, as before the
+    pipeline). With the cores shared by other jobs (load 4-10), tests/test_gui.py's 200-file drop
+    saw the event loop stall past 0.3 s in 5 of 5 runs with one decode thread and batches of 8,
+    in 3 of 10 with no thread and batches of 8 (the model's threads busy 8x longer at a stretch),
+    in 0 of 3 with batches of one (the old one-file-per-job worker: 0 of 7)."""
     return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
