@@ -92,7 +92,9 @@ def balance_groups(decoded, mode: str, examples=None) -> list | None:
     labels = decoded.labels.tolist()
     if mode == "classes":
         return labels
-    source_of = {ex.key: ex.source for ex in examples or ()}
+    if examples is None:
+        raise RustlabError(f"--balance {mode}: the training split's examples are needed to know each image's source")
+    source_of = {ex.key: ex.source for ex in examples}
     sources = [source_of.get(key) for key in decoded.keys]
     return sources if mode == "sources" else list(zip(sources, labels))
 
