@@ -14,6 +14,7 @@ No torch import: the ONNX predictor (torch-free) runs through the same code as t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -126,51 +127,48 @@ def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers
             if clock is not None:
                 clock.add_decode(time.perf_counter() - start)
 
-    batch, good = [], 0
-    if workers == 0:
-        for image in images:
-            name = image_name(image)
-            value = attempt(image, name)
-            batch.append((name, value))
-            good += not isinstance(value, ImageError)
-            if good >= batch_size:
-                yield batch
-                batch, good = [], 0
-        if batch:
-            yield batch
-        return
-
-    # enough in flight that the threads decode the next batch while the model runs this one
-    prefetch = max(prefetch or 2 * batch_size + workers, workers + 1)
-    window: deque = deque()
-    source = iter(images)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="rustlab-decode")
-    try:
-        def fill():
-            while len(window) < prefetch:
-                image = next(source, _END)
-                if image is _END:
-                    return
+    def in_order():
+        """(name, decoded value or ImageError) of every image, in input order."""
+        if workers == 0:
+            for image in images:
                 name = image_name(image)
-                window.append((name, pool.submit(attempt, image, name)))
+                yield name, attempt(image, name)
+            return
+        # enough in flight that the threads decode the next batch while the model runs this one
+        window: deque = deque()
+        source = iter(images)
+        ahead = max(prefetch or 2 * batch_size + workers, workers + 1)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="rustlab-decode")
+        try:
+            def fill():
+                while len(window) < ahead:
+                    image = next(source, _END)
+                    if image is _END:
+                        return
+                    name = image_name(image)
+                    window.append((name, pool.submit(attempt, image, name)))
 
-        fill()
-        while window:
-            name, future = window.popleft()
             fill()
-            value = future.result()
+            while window:
+                name, future = window.popleft()
+                fill()
+                yield name, future.result()
+        finally:
+            # a consumer that stops early (an exception, a closed generator, GUI Stop) leaves no work behind
+            for _, future in window:
+                future.cancel()
+            pool.shutdown(wait=True)
+
+    batch, good = [], 0
+    with contextlib.closing(in_order()) as stream:  # closing this generator closes the decoder's too
+        for name, value in stream:
             batch.append((name, value))
             good += not isinstance(value, ImageError)
             if good >= batch_size:
                 yield batch
                 batch, good = [], 0
-        if batch:
-            yield batch
-    finally:
-        # a consumer that stops early (an exception, a closed generator, GUI Stop) leaves no work behind
-        for _, future in window:
-            future.cancel()
-        pool.shutdown(wait=True)
+    if batch:
+        yield batch
 
 
 _END = object()

@@ -149,20 +149,15 @@ def build_registry(extra_plugins=()) -> Registry:
     for impl in pm.hook.rustlab_register_tasks.get_hookimpls():
         recorder.source = _source_name(impl.plugin)
         impl.function(register=recorder.task)
-    for impl in pm.hook.rustlab_register_models.get_hookimpls():
-        recorder.source = _source_name(impl.plugin)
-        try:
-            impl.function(register=recorder.model)
-        except Exception as exc:
-            registry.failed_plugins[recorder.source] = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"rustlab plugin {recorder.source!r} failed to register its models: {exc}")
-    for impl in pm.hook.rustlab_register_sources.get_hookimpls():
-        recorder.source = _source_name(impl.plugin)
-        try:
-            impl.function(register=recorder.source_reader)
-        except Exception as exc:
-            registry.failed_plugins[recorder.source] = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"rustlab plugin {recorder.source!r} failed to register its data sources: {exc}")
+    for hook, register, what in ((pm.hook.rustlab_register_models, recorder.model, "models"),
+                                 (pm.hook.rustlab_register_sources, recorder.source_reader, "data sources")):
+        for impl in hook.get_hookimpls():
+            recorder.source = _source_name(impl.plugin)
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # a broken third-party plugin must not take rustlab down
+                registry.failed_plugins[recorder.source] = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"rustlab plugin {recorder.source!r} failed to register its {what}: {exc}")
     for spec in registry.models.values():
         if spec.task not in registry.tasks:
             warnings.warn(f"model {spec.name!r} names unknown task {spec.task!r}")
