@@ -102,6 +102,22 @@ def cnn_checkpoint(cnn_run) -> Path:
     return cnn_run.run_dir / "best.safetensors"
 
 
+def write_collector(root: Path, seed: int, count: int, size: int) -> Path:
+    """A folder source of another collector: ``count`` synthetic photos each in rust/ and steel/
+    (classes named unlike builtin's, so labels must be mapped by meaning)."""
+    import numpy as np
+    from PIL import Image
+
+    from rustlab.data.synthetic import render_sample
+
+    for i in range(count):
+        for has_rust, folder in ((True, "rust"), (False, "steel")):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            img, _ = render_sample(np.random.default_rng([seed, i, has_rust]), size, has_rust)
+            Image.fromarray(img).save(root / folder / f"{folder}_{i}.png")
+    return root
+
+
 @pytest.fixture(scope="session")
 def sample_images(tmp_path_factory) -> Path:
     """A folder of a few synthetic rust / no-rust PNGs."""

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from conftest import run_cli, tiny_config
-from PIL import Image
+from conftest import run_cli, tiny_config, write_collector
 
 from rustlab.bench.collectors_stats import paired_bootstrap
 
@@ -15,15 +13,7 @@ from rustlab.bench.collectors_stats import paired_bootstrap
 @pytest.fixture(scope="module")
 def second_collector(tmp_path_factory):
     """Another collector: synthetic photos in rust/ and steel/ folders, another size and seed."""
-    from rustlab.data.synthetic import render_sample
-
-    root = tmp_path_factory.mktemp("collector-b")
-    for i in range(24):
-        for has_rust, folder in ((True, "rust"), (False, "steel")):
-            (root / folder).mkdir(exist_ok=True)
-            img, _ = render_sample(np.random.default_rng([11, i, has_rust]), 40, has_rust)
-            Image.fromarray(img).save(root / folder / f"{folder}_{i}.png")
-    return root
+    return write_collector(tmp_path_factory.mktemp("collector-b"), seed=11, count=24, size=40)
 
 
 def test_leave_one_collector_out_matrix_and_resume(second_collector, tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import TINY_DATA, run_cli, tiny_config, train_tiny
+from conftest import TINY_DATA, run_cli, tiny_config, train_tiny, write_collector
 
 from rustlab.config import TrainConfig, resolve_config
 from rustlab.data.sources import load_source
@@ -19,18 +19,7 @@ from rustlab.data.splits import assign_splits
 @pytest.fixture(scope="module")
 def other_collector(tmp_path_factory) -> Path:
     """A second source whose classes are named differently: rust/ and steel/ (rust is class 0 here)."""
-    import numpy as np
-    from PIL import Image
-
-    from rustlab.data.synthetic import render_sample
-
-    root = tmp_path_factory.mktemp("other")
-    for i in range(20):
-        for has_rust, folder in ((True, "rust"), (False, "steel")):
-            (root / folder).mkdir(exist_ok=True)
-            img, _ = render_sample(np.random.default_rng([5, i, has_rust]), 48, has_rust)
-            Image.fromarray(img).save(root / folder / f"{folder}_{i}.png")
-    return root
+    return write_collector(tmp_path_factory.mktemp("other"), seed=5, count=20, size=48)
 
 
 def test_extra_source_joins_train_and_validation_and_keeps_its_test_split_out(other_collector):
