@@ -9,12 +9,12 @@ config field ``channels_last``), so they are not listed here: rustlab leaves the
 
 from __future__ import annotations
 
-# Models whose CPU training step is faster in channels_last (experiments/speed/channels_last.md:
-# cnn 1.04x with 1 torch thread, 1.18x with 2; the unet is not measured yet and stays NCHW).
-TRAIN_CPU: frozenset[str] = frozenset({"cnn"})
-# Models whose CPU predict latency is faster in channels_last (cnn: batch 1 1.80x / 1.15x, batch 8
-# 1.22x / 1.53x with 1 / 2 torch threads).
-PREDICT_CPU: frozenset[str] = frozenset({"cnn"})
+# Models whose CPU training step is faster in channels_last (experiments/speed/channels_last.md,
+# quiet run of 2026-11-30 05:20 UTC, 2 torch threads: cnn 1.29x, unet 1.20x).
+TRAIN_CPU: frozenset[str] = frozenset({"cnn", "unet"})
+# Models whose CPU predict latency is faster in channels_last (same run: cnn batch 1 1.87x,
+# batch 8 2.40x; unet 1.38x and 1.70x).
+PREDICT_CPU: frozenset[str] = frozenset({"cnn", "unet"})
 
 SETTINGS = ("auto", True, False)
 

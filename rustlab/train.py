@@ -247,8 +247,11 @@ class _Run:
 
             bar = tqdm(total=len(self.loader), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
         if self.closed_form:
+            from rustlab.training.data import balance_groups
+
+            groups = balance_groups(self.data.decoded["train"], cfg.balance, self.data.splits["train"])
             train_metrics = fit_closed_form(self.model, self.data.decoded["train"], task, self.device,
-                                            self.rust_index, self.preprocessing, cfg.amp, self.log)
+                                            self.rust_index, self.preprocessing, cfg.amp, self.log, groups)
         else:
             train_metrics = train_one_epoch(self.step, self.loader, self.rust_index, bar, dist=dist, stop=stopper)
         if bar is not None:

@@ -59,3 +59,16 @@ def test_paired_bootstrap_interval_covers_a_known_gap():
     assert gap["gap"] == pytest.approx(0.2)
     assert gap["low"] < 0.2 < gap["high"] and gap["high"] - gap["low"] < 0.12
     assert paired_bootstrap(model, {})["n"] == 0
+
+
+def test_specificity_of_an_all_rust_source_is_undefined_not_zero():
+    from rustlab.bench.collectors_stats import summarise
+
+    def cell(model, rows):
+        return {"model": model, "role": "held-out collector", "data": "seg", "n": len(rows), "accuracy": 0.5,
+                "recall": 0.5, "specificity": 0.0, "f1": 0.67, "roc_auc": None,
+                "per_image": [{"key": f"k{i}", "rust": True, "predicted_rust": r} for i, r in enumerate(rows)]}
+
+    [row] = summarise([cell("m", [True, False]), cell("b", [True, True])], "m", "b")
+    assert row["model"]["specificity"]["mean"] is None and row["baseline"]["specificity"]["mean"] is None
+    assert row["model"]["recall"]["mean"] == 0.5

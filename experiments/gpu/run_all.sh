@@ -32,12 +32,12 @@ for s in 0 1 2; do
 done
 $R train --model colour-rule --data $D/corrosion-cls --device cuda --out $W --name rule > $W/rule.log 2>&1
 stage "classifier against colour-rule"
-python3 experiments/gpu/compare.py $W/cls_compare.json --baseline $W/rule --runs $(ls -d $W/cls_s*/ ) \
+python3 experiments/pretrained/compare.py $W/rule/best.safetensors $(ls $W/cls_s*/best.safetensors) \
   --set $D/corrosion-cls:test --set $D/corrosion-seg:test --set $D/metal-cls:all --set $D/pipe-seg:all \
-  --set builtin:all --device cuda > $W/cls_compare.log 2>&1; tail -5 $W/cls_compare.log
+  --set builtin:all --device cuda --json-out $W/cls_compare.json > $W/cls_compare.log 2>&1; tail -7 $W/cls_compare.log
 
 stage "recommended recipe: leave-one-collector-out"
-[ "$(left)" -gt 200 ] && $R bench collectors --model effnet-lite0 --config experiments/all_sources.toml \
+[ "$(left)" -gt 200 ] && $R bench collectors --model effnet-lite0-probe --config experiments/all_sources.toml \
   --data $D/corrosion-cls --data $D/metal-cls --data $D/corrosion-seg --data $D/pipe-seg --device cuda \
   --out $W/loco-effnet > $W/loco-effnet.log 2>&1; tail -22 $W/loco-effnet.log
 

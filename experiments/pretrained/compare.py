@@ -1,69 +1,86 @@
 """Seeds of a recipe against a baseline on every set: accuracy per seed, mean and range, and the
-paired-bootstrap 95% interval of the gap (seed-mean accuracy minus the baseline's, both scored on
-the same resampled images), as experiments/recipe/compare.py does for one checkpoint.
+paired-bootstrap 95% interval of the gap (per image: the share of seeds that called it right,
+minus the baseline's call; ``rustlab.bench.collectors_stats.paired_bootstrap``, the interval
+`rustlab bench collectors` reports).
 
 Each checkpoint is scored by `rustlab.evaluate.evaluate_checkpoint(per_image=True)`, so every
-model gets its own preprocessing (the pretrained models' mean/std) and split seed.
+model gets its own preprocessing (the pretrained models' mean/std) and split seed. A set that
+cannot be read becomes an error row; the others are still scored.
 
-Usage (repo root): python experiments/pretrained/compare.py BASELINE_CKPT RUN_CKPT [RUN_CKPT ...] [--json]
+Usage (repo root):
+    python experiments/pretrained/compare.py BASELINE_CKPT RUN_CKPT [RUN_CKPT ...]
+        [--set DATA:SPLIT ...] [--device cpu|cuda|auto] [--json-out FILE.json] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 
-import torch
-
+from rustlab.bench.collectors_stats import paired_bootstrap
 from rustlab.evaluate import evaluate_checkpoint
 
 CLS = "../shared/data/corrosion-cls"
 SEG = "../shared/data/corrosion-seg"
-SETS = [(CLS, "validation"), (SEG, "validation"), (CLS, "test"), (SEG, "test"), ("builtin", "all")]
-RESAMPLES = 2000
+SETS = [f"{CLS}:validation", f"{SEG}:validation", f"{CLS}:test", f"{SEG}:test", "builtin:all"]
 
 
-def correct(checkpoint: str, data: str, split: str) -> dict[str, bool]:
-    result = evaluate_checkpoint(checkpoint, data=data, split=split, device="cpu", per_image=True)
-    return {r["key"]: r["rust"] == r["predicted_rust"] for r in result["per_image"]}
+def correct(result: dict) -> dict[str, float]:
+    return {r["key"]: float(r["predicted_rust"] == r["rust"]) for r in result["per_image"]}
 
 
-def compare(baseline: str, runs: list[str], sets=SETS) -> list[dict]:
-    rows = []
-    generator = torch.Generator().manual_seed(0)
-    for data, split in sets:
-        base = correct(baseline, data, split)
-        per_run = [correct(run, data, split) for run in runs]
-        keys = sorted(set(base).intersection(*per_run))
-        b = torch.tensor([base[k] for k in keys], dtype=torch.float64)
-        a = torch.tensor([[r[k] for k in keys] for r in per_run], dtype=torch.float64)  # runs x images
-        mean_a = a.mean(0)  # each image's share of seeds that got it right
-        idx = torch.randint(len(keys), (RESAMPLES, len(keys)), generator=generator)
-        gaps = (mean_a[idx] - b[idx]).mean(1).sort().values
-        accs = a.mean(1).tolist()
-        rows.append({"data": data, "split": split, "n": len(keys), "runs": accs, "mean": sum(accs) / len(accs),
-                     "low": min(accs), "high": max(accs), "baseline": float(b.mean()),
-                     "gap": float((mean_a - b).mean()), "gap_low": float(gaps[int(0.025 * RESAMPLES)]),
-                     "gap_high": float(gaps[int(0.975 * RESAMPLES) - 1])})
-    return rows
+def compare_set(baseline: str, runs: list[str], data: str, split: str, device: str) -> dict:
+    seeds = [evaluate_checkpoint(run, data, split, device, per_image=True) for run in runs]
+    base = evaluate_checkpoint(baseline, data, split, device, per_image=True)
+    votes: dict[str, list[float]] = {}
+    for result in seeds:
+        for key, ok in correct(result).items():
+            votes.setdefault(key, []).append(ok)
+    row = {"data": data, "split": split, "n": seeds[0]["n"], "baseline_accuracy": base["accuracy"],
+           "gap": paired_bootstrap({k: sum(v) / len(v) for k, v in votes.items()}, correct(base))}
+    for metric in ("accuracy", "recall", "specificity", "roc_auc", "iou"):
+        values = [r[metric] for r in seeds if r.get(metric) is not None]
+        if values:
+            row[metric] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "seeds": values}
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| set | n | per seed | mean (range) | baseline | gap of the mean (points) | 95% interval |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = f"{r['data'].rstrip('/').split('/')[-1]} {r['split']}"
+        if "error" in r:
+            lines.append(f"| {name} | - | {r['error']} | | | | |")
+            continue
+        a, g = r["accuracy"], r["gap"]
+        lines.append(f"| {name} | {r['n']} | {', '.join(f'{x:.3f}' for x in a['seeds'])} "
+                     f"| {a['mean']:.3f} ({a['min']:.3f}-{a['max']:.3f}) | {r['baseline_accuracy']:.3f} "
+                     f"| {100 * g['gap']:+.1f} | [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}] |")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline")
     parser.add_argument("runs", nargs="+")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--set", dest="sets", action="append", default=None, help="DATA:SPLIT (repeatable)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json-out", default=None, help="also write the rows here")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     args = parser.parse_args()
-    rows = compare(args.baseline, args.runs)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print("| set | n | per seed | mean (range) | baseline | gap of the mean (points) | 95% interval |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['data'].split('/')[-1]} {r['split']} | {r['n']} | {', '.join(f'{x:.3f}' for x in r['runs'])} "
-              f"| {r['mean']:.3f} ({r['low']:.3f}-{r['high']:.3f}) | {r['baseline']:.3f} | {100 * r['gap']:+.1f} "
-              f"| [{100 * r['gap_low']:+.1f}, {100 * r['gap_high']:+.1f}] |")
+    rows = []
+    for item in args.sets or SETS:
+        data, _, split = item.rpartition(":")
+        try:
+            rows.append(compare_set(args.baseline, args.runs, data, split, args.device))
+        except Exception as exc:  # one set that cannot be read must not lose the others
+            rows.append({"data": data, "split": split, "error": f"{type(exc).__name__}: {exc}"})
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    print(json.dumps(rows, indent=2) if args.json else markdown(rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ OUT=${OUT:-runs/pretrained}
 RUN="$OUT/$NAME"
 rm -rf "${RUN:?}"
 start=$(date +%s)
-nice -n 5 rustlab train --config "$CONFIG" --out "$OUT" --name "$NAME" "$@"
+nice -n ${NICE:-5} rustlab train --config "$CONFIG" --out "$OUT" --name "$NAME" "$@"
 echo "train_wall_s $(( $(date +%s) - start ))" > "$RUN/wall.txt"
 nice -n 5 rustlab evaluate -c "$RUN" --data "$SHARED/corrosion-cls" --data "$SHARED/corrosion-seg" --json > "$RUN/eval_test.json"
 nice -n 5 rustlab evaluate -c "$RUN" --data "$SHARED/corrosion-cls" --data "$SHARED/corrosion-seg" --split validation --json > "$RUN/eval_validation.json"

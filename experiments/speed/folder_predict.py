@@ -33,11 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "corrosion-cls"
 OUT = Path(__file__).resolve().parent
 METHODS = ("decode-1t", "decode-Nt", "model", "model-t1", "before", "pipe-1", "pipe", "pipe-t1")
-CONFIGS = {"cnn": {"image_size": 96}, "unet": {}, "effnet-lite0": {"weights": "none"}}
+CONFIGS = {"cnn": {"image_size": 96}, "unet": {}, "effnet-lite0": {"weights": "none"},
+           "effnet-lite0-probe": {"weights": "none", "image_size": 288}}
 # (12 MP photos, shared photos, batch size, rounds) per model: the larger models run 10-20x slower,
 # so fewer photos and smaller batches keep a measurement near the cnn's seconds while leaving the
 # pipeline's thread tuning (a warm-up batch, two batches per candidate) most of the run
-SETUPS = {"cnn": (128, 320, 16, 2), "unet": (24, 48, 4, 1), "effnet-lite0": (32, 96, 8, 1)}
+SETUPS = {"cnn": (128, 320, 16, 2), "unet": (24, 48, 4, 1), "effnet-lite0": (32, 96, 8, 1),
+          "effnet-lite0-probe": (32, 96, 8, 1)}
 
 
 def shared_photos(count: int) -> list[str]:

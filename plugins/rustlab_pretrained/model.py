@@ -25,6 +25,7 @@ from rustlab_pretrained.weights import SOURCES, VARIANTS, load_into, starting_we
 LITE_MEAN = (127 / 255, 127 / 255, 127 / 255)
 LITE_STD = (128 / 255, 128 / 255, 128 / 255)
 IMAGENET_HEAD = ("conv_head.", "bn2.", "classifier.")  # the parts a U-Net encoder has no use for
+LITE_BLOCKS = 7  # inverted-residual stages of every EfficientNet-Lite (timm ``blocks.0`` - ``blocks.6``)
 
 
 @dataclass
@@ -40,6 +41,17 @@ class EffNetLiteConfig:
     backbone_lr_scale: float = 0.1  # backbone lr / head lr (parameter_groups() for the trainer)
     freeze_backbone: bool = False  # train the head only (a linear probe, backbone BN statistics frozen)
     channels_last: bool = True  # NHWC convs: 1.4-1.8x faster training on the 2-core CPU (plugin README)
+    # What the head reads. () = timm's own: the 1280-channel conv_head, average-pooled. Block
+    # indices (0-6) = the mean and standard deviation over the image of those blocks' outputs, the
+    # network cut after the deepest: mid-level, texture-like features, which carry over to photos
+    # from other collectors better than the ImageNet-object features of conv_head
+    # (experiments/collectors/results.md).
+    feature_blocks: tuple = ()
+    # "sgd": the head (and backbone unless frozen) trained by the trainer's optimiser. "logistic":
+    # the backbone frozen and the head fitted once, in closed form, on the unaugmented training split
+    # (L2-regularised logistic regression on standardised features; no epochs, no randomness).
+    head_fit: str = "sgd"
+    head_l2: float = 0.01  # the logistic head's L2 penalty (on standardised features)
 
     def __post_init__(self):
         _check_common(self)
@@ -47,6 +59,33 @@ class EffNetLiteConfig:
             raise ValueError(f"num_classes must be an int >= 1, got {self.num_classes!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        blocks = self.feature_blocks
+        if isinstance(blocks, int) and not isinstance(blocks, bool):
+            blocks = (blocks,)
+        if (not isinstance(blocks, (list, tuple)) or len(set(blocks)) != len(blocks)
+                or not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b < LITE_BLOCKS for b in blocks)):
+            raise ValueError(f"feature_blocks must be distinct block indices 0-{LITE_BLOCKS - 1}, got {self.feature_blocks!r}")
+        self.feature_blocks = tuple(sorted(blocks))
+        if self.head_fit not in ("sgd", "logistic"):
+            raise ValueError(f"head_fit must be 'sgd' or 'logistic', got {self.head_fit!r}")
+        if not float(self.head_l2) > 0:
+            raise ValueError(f"head_l2 must be > 0, got {self.head_l2!r}")
+        if self.head_fit == "logistic":
+            self.freeze_backbone = True  # a closed-form head needs features that do not move
+
+
+@dataclass
+class EffNetLiteProbeConfig(EffNetLiteConfig):
+    """``effnet-lite0-probe``: the frozen ImageNet backbone's mid-level features (blocks 4 and 5,
+    strides 16 and 32, mean and std over the image) and a logistic-regression head fitted in closed
+    form. Chosen on the leave-one-collector-out matrix of the shared sources
+    (experiments/collectors/results.md)."""
+
+    feature_blocks: tuple = (4, 5)
+    head_fit: str = "logistic"
+    freeze_backbone: bool = True
+    dropout: float = 0.0  # nothing is stepped: dropout would only add noise at no benefit
+    drop_path: float = 0.0
 
 
 @dataclass
@@ -110,8 +149,9 @@ class _Pretrained(nn.Module):
             tensors, self.weights_source = starting_weights(cfg.weights, cfg.variant)
             if tensors is not None:
                 load_into(self.backbone, tensors, fresh=fresh, unused=unused)
+        frozen = self.parameters() if getattr(cfg, "head_fit", "sgd") == "logistic" else self._backbone_parameters()
         if cfg.freeze_backbone:
-            for p in self._backbone_parameters():
+            for p in frozen:  # a closed-form head (head_fit="logistic") is fitted, not stepped: all frozen
                 p.requires_grad_(False)
         if cfg.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -150,19 +190,74 @@ class EffNetLiteClassifier(_Pretrained):
 
         super().__init__()
         self.config = cfg
-        # the whole timm network as one module: the last nn.Conv2d it registers is conv_head,
-        # the deepest spatial map, which is what Grad-CAM hooks
-        self.backbone = timm.create_model(VARIANTS[cfg.variant][0], pretrained=False, num_classes=cfg.num_classes,
+        # the whole timm network as one module: the last nn.Conv2d it registers is conv_head (or,
+        # with feature_blocks, the deepest kept block's last conv), which is what Grad-CAM hooks
+        self.backbone = timm.create_model(VARIANTS[cfg.variant][0], pretrained=False,
+                                          num_classes=0 if cfg.feature_blocks else cfg.num_classes,
                                           drop_rate=float(cfg.dropout), drop_path_rate=float(cfg.drop_path))
-        # the ImageNet head (1000 classes) is replaced by a fresh num_classes one
-        self._finish(cfg, fresh=("classifier.",), unused=("classifier.",))
+        if not cfg.feature_blocks:
+            # the ImageNet head (1000 classes) is replaced by a fresh num_classes one
+            self._finish(cfg, fresh=("classifier.",), unused=("classifier.",))
+            return
+        deepest = cfg.feature_blocks[-1]
+        self.backbone.blocks = self.backbone.blocks[:deepest + 1]
+        self.backbone.conv_head, self.backbone.bn2 = nn.Identity(), nn.Identity()
+        channels = [self.backbone.blocks[b][-1].conv_pwl.out_channels for b in cfg.feature_blocks]
+        self.dropout = nn.Dropout(float(cfg.dropout))
+        self.head = nn.Linear(2 * sum(channels), cfg.num_classes)  # mean and std of each block's channels
+        cut = tuple(f"blocks.{b}." for b in range(deepest + 1, LITE_BLOCKS))
+        self._finish(cfg, unused=IMAGENET_HEAD + cut)
 
     def _backbone_parameters(self) -> list:
-        head = {id(p) for p in self.backbone.get_classifier().parameters()}
+        head = {id(p) for p in self.classifier().parameters()}
         return [p for p in self.backbone.parameters() if id(p) not in head]
 
+    def classifier(self) -> nn.Linear:
+        """The layer that turns features into class logits."""
+        return self.head if self.config.feature_blocks else self.backbone.get_classifier()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads (N x D), from preprocessed input."""
+        x = self._input(x)
+        if not self.config.feature_blocks:
+            return self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        net, pooled = self.backbone, []
+        x = net.bn1(net.conv_stem(x))
+        for index, block in enumerate(net.blocks):
+            x = block(x)
+            if index in self.config.feature_blocks:
+                pooled += [x.mean((2, 3)), (x.var((2, 3), unbiased=False) + 1e-6).sqrt()]
+        return torch.cat(pooled, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self._input(x))
+        if not self.config.feature_blocks:
+            return self.backbone(self._input(x))
+        return self.head(self.dropout(self.features(x)))
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, labels: torch.Tensor, rust_index: int = 1,
+            sample_weight: torch.Tensor | None = None, batch_size: int = 64) -> dict:
+        """The closed-form head (``head_fit = "logistic"``): features of ``images`` (uint8 N x 3 x H x W,
+        as decoded, not augmented) through the frozen backbone, then logistic regression on them
+        (``probe.fit_logistic``) written into the classifier layer. ``labels``: class indices
+        (-1 = unknown, left out); ``sample_weight``: per-image weights (the trainer's --balance)."""
+        from rustlab_pretrained.probe import fit_logistic
+
+        mode = self.training
+        self.eval()
+        mean = torch.tensor(self.config.mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.config.std, device=images.device).view(1, 3, 1, 1)
+        features = torch.cat([self.features((images[i:i + batch_size].float() / 255 - mean) / std).float().cpu()
+                              for i in range(0, len(images), batch_size)])
+        self.train(mode)
+        weight, bias = fit_logistic(features, labels, self.config.num_classes, self.config.head_l2, sample_weight)
+        layer = self.classifier()
+        layer.weight.copy_(weight.to(layer.weight))
+        layer.bias.copy_(bias.to(layer.bias))
+        known = labels.cpu() >= 0
+        predicted = (features @ weight.T + bias).argmax(1)
+        accuracy = float((predicted[known] == labels.cpu()[known]).float().mean())
+        return {"features": int(features.shape[1]), "l2": float(self.config.head_l2), "train_accuracy": accuracy}
 
 
 class DecoderBlock(nn.Module):

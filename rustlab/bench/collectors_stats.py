@@ -42,6 +42,17 @@ def _correct_by_key(cells) -> dict:
     return {k: sum(v) / len(v) for k, v in votes.items()}
 
 
+def _metric(cell: dict, name: str):
+    """A cell's metric, None where the scored images make it undefined: specificity of a set with
+    no rust-free photo (a segmentation folder), recall of one with no rust photo."""
+    rows = cell.get("per_image")
+    if rows and name in ("specificity", "recall"):
+        wanted = name == "recall"  # recall needs rust photos, specificity rust-free ones
+        if not any(bool(r["rust"]) == wanted for r in rows):
+            return None
+    return cell.get(name)
+
+
 def summarise(cells: list[dict], model: str, baseline: str) -> list[dict]:
     """One row per (role, scored source): the model's and the baseline's metrics and the gap."""
     rows = []
@@ -53,8 +64,8 @@ def summarise(cells: list[dict], model: str, baseline: str) -> list[dict]:
         mine = [c for c in cells if c["role"] == role and c["data"] == data and c["model"] == model]
         base = [c for c in cells if c["role"] == role and c["data"] == data and c["model"] == baseline]
         row = {"role": role, "data": data, "n": (mine or base)[0]["n"], "seeds": len(mine),
-               "model": {m: _spread(c.get(m) for c in mine) for m in METRICS},
-               "baseline": {m: _spread(c.get(m) for c in base) for m in METRICS}}
+               "model": {m: _spread(_metric(c, m) for c in mine) for m in METRICS},
+               "baseline": {m: _spread(_metric(c, m) for c in base) for m in METRICS}}
         row["accuracy_gap"] = paired_bootstrap(_correct_by_key(mine), _correct_by_key(base)) if mine and base \
             else {"gap": None, "low": None, "high": None, "n": 0}
         rows.append(row)

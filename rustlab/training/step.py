@@ -101,13 +101,30 @@ def train_one_epoch(step: TrainStep, loader, rust_index: int, progress=None, dis
 
 
 def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing: dict, amp: bool = True,
-                    log=None) -> dict:
+                    log=None, balance_groups=None) -> dict:
     """The training "epoch" of a model with nothing to step (e.g. the colour rule):
     ``model.fit(images, labels, rust_index)`` on the unaugmented training split, once. Returns
-    its metrics there as the epoch's training metrics."""
+    its metrics there as the epoch's training metrics.
+
+    ``balance_groups`` (the group of every image under the run's ``--balance``, or None) become
+    per-image weights 1 / group size, passed as ``sample_weight`` to a ``fit`` that takes it: the
+    closed-form counterpart of the balanced sampler."""
+    import inspect
+
+    import torch
+
     from rustlab.evaluate import evaluate_decoded
 
-    info = model.fit(decoded.images.to(device), decoded.labels.to(device), rust_index)
+    kwargs = {}
+    if balance_groups is not None:
+        if "sample_weight" in inspect.signature(model.fit).parameters:
+            import collections
+
+            counts = collections.Counter(balance_groups)
+            kwargs["sample_weight"] = torch.tensor([1.0 / counts[g] for g in balance_groups], dtype=torch.float64)
+        elif log is not None:
+            log("note: this model's fit takes no sample weights; --balance does not apply to it")
+    info = model.fit(decoded.images.to(device), decoded.labels.to(device), rust_index, **kwargs)
     if log is not None and isinstance(info, dict) and info:
         log("fit on the training split: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                      for k, v in info.items()))
