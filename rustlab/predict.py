@@ -83,9 +83,9 @@ class Predictor:
         workers = default_workers() if workers is None else workers
         if workers == 0 or self.device.type != "cpu":
             return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
-        tuner = _TorchThreads(workers)
+        tuner = _PipelineTuner(workers)
         return _restoring(predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch,
-                                         on_batch=tuner), tuner)
+                                         on_batch=tuner, mode=tuner.mode), tuner)
 
     def run_batch(self, tensors: list) -> list[dict]:
         """The task's per-image result dicts for a list of ``preprocess`` outputs (one forward)."""
@@ -100,40 +100,47 @@ def predict_batched(images: Iterable, preprocess, run, batch_size: int, workers:
     return predict_stream(images, preprocess, run, batch_size, workers)
 
 
-class _TorchThreads:
-    """Torch's CPU threads while decode threads run beside the model: whichever count gives the
-    pipeline more images per second, measured on the run itself and measured again every HOLD
-    batches (what is faster changes with the photos and with what else runs on the machine).
+class _PipelineTuner:
+    """How the pipeline shares the CPU between decoding and the model: whichever setting gives
+    more images per second, measured on the run itself and measured again every HOLD batches
+    (what is faster changes with the photos and with what else runs on the machine).
 
-    Candidates: all of torch's threads, and as many fewer as there are decode threads (on 2 cores:
-    2 and 1). Measured on 2 shared cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs
-    ~3x the 96 px CNN's forward, so decoding bounds the pipeline and the model's second thread
-    only competes with the decoders; and with other jobs on the cores, torch's two threads wait
-    for each other (one descheduled) and ran the CNN at 0.5-0.6x the speed of one thread. On small
-    photos on a quiet machine the model bounds the pipeline and keeps all its threads."""
+    Settings (decode inline?, torch threads): decode threads ahead with all of torch's threads;
+    decode threads ahead with as many fewer torch threads as there are decode threads (on 2 cores:
+    2 and 1); and decoding on this thread between batches with all torch threads. Measured on 2
+    idle cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs ~10x the 96 px CNN's
+    forward, so decoding bounds the run and threads ahead pay (1.7x the old loop); the U-Net's or
+    the pretrained model's forward already keeps both cores busy, and with only the first two
+    settings the pipeline ran at 0.80-0.91x the old loop (decode threads only slowed the model),
+    which the inline setting is for; with other jobs on the cores, torch's two threads wait for
+    each other and one thread can win."""
 
-    PROBE = 2  # batches timed per candidate
-    HOLD = 30  # batches run with the choice before measuring again
+    PROBE = 2  # batches timed per setting
+    HOLD = 100  # batches run with the choice before measuring again (a probe costs ~2 batches at half speed)
 
     def __init__(self, decode_threads: int):
         import torch
 
+        from rustlab.predict_pipeline import DecodeMode
+
         self.full = torch.get_num_threads()
-        self.candidates = list(dict.fromkeys([self.full, max(1, self.full - decode_threads)]))
-        self.current = self.full
-        self.rates: dict[int, float] = {}
+        settings = [(False, self.full), (False, max(1, self.full - decode_threads)), (True, self.full)]
+        self.candidates = list(dict.fromkeys(settings))
+        self.mode = DecodeMode()
+        self.current = (False, self.full)
+        self.rates: dict[tuple, float] = {}
         self.index, self.count, self.probing, self.mark = 0, 0, True, None
 
-    def _set(self, threads: int) -> None:
-        if threads != self.current:
+    def _set(self, setting: tuple) -> None:
+        inline, threads = setting
+        self.mode.inline = inline
+        if threads != self.current[1]:
             import torch
 
             torch.set_num_threads(threads)
-            self.current = threads
+        self.current = setting
 
     def __call__(self, clock, now: float | None = None) -> None:
-        if len(self.candidates) < 2:
-            return
         now = time.perf_counter() if now is None else now
         if self.mark is None:  # the first batch warms up: not timed
             self.mark = (now, clock.modelled)
@@ -157,10 +164,10 @@ class _TorchThreads:
         self.mark, self.count = (now, clock.modelled), 0
 
     def restore(self) -> None:
-        self._set(self.full)
+        self._set((False, self.full))
 
 
-def _restoring(stream, tuner: _TorchThreads):
+def _restoring(stream, tuner: _PipelineTuner):
     """``stream``, with torch's thread count restored when it ends, fails or is closed early."""
     try:
         yield from stream

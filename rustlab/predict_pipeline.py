@@ -105,15 +105,25 @@ class StageClock:
         return self.model_s / self.modelled if self.modelled else 0.0
 
 
+class DecodeMode:
+    """Whether the decode threads work ahead (``inline = False``) or the calling thread decodes
+    each file itself between batches (``inline = True``). A tuner may flip it during a run: when
+    the model already keeps every core busy, decoding beside it only slows it down."""
+
+    inline: bool = False
+
+
 def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers: int | None = None,
-                    prefetch: int | None = None, clock: StageClock | None = None) -> Iterator[list[tuple[str, Any]]]:
+                    prefetch: int | None = None, clock: StageClock | None = None,
+                    mode: DecodeMode | None = None) -> Iterator[list[tuple[str, Any]]]:
     """Lists of (name, ``decode(image, name)`` or its ImageError), in input order.
 
     Each list holds up to ``batch_size`` decoded images (error entries ride along without counting,
     so one bad file does not break a batch in two). ``workers`` threads decode up to ``prefetch``
     files ahead of the consumer; ``workers=0`` decodes on the calling thread, one file after the
     other (the path before the pipeline, kept for comparison and for callers that must not start
-    threads). Closing the iterator early cancels the files not yet started."""
+    threads), and so does ``mode.inline`` while it is set (files already in flight are used
+    first). Closing the iterator early cancels the files not yet started."""
     batch_size = max(1, int(batch_size))
     workers = default_workers() if workers is None else max(0, int(workers))
 
@@ -148,11 +158,21 @@ def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers
                     name = image_name(image)
                     window.append((name, pool.submit(attempt, image, name)))
 
-            fill()
-            while window:
-                name, future = window.popleft()
-                fill()
-                yield name, future.result()
+            while True:
+                ahead_ok = mode is None or not mode.inline
+                if ahead_ok:
+                    fill()
+                if window:
+                    name, future = window.popleft()
+                    if ahead_ok:
+                        fill()
+                    yield name, future.result()
+                    continue
+                image = next(source, _END)  # inline: this thread decodes the next file itself
+                if image is _END:
+                    return
+                name = image_name(image)
+                yield name, attempt(image, name)
         finally:
             # a consumer that stops early (an exception, a closed generator, GUI Stop) leaves no work behind
             for _, future in window:
@@ -176,15 +196,16 @@ _END = object()
 
 def predict_stream(images: Iterable, preprocess: Callable, run: Callable, batch_size: int = 16,
                    workers: int | None = None, prefetch: int | None = None,
-                   on_batch: Callable | None = None) -> Iterator[Prediction | ImageError]:
+                   on_batch: Callable | None = None, mode: DecodeMode | None = None) -> Iterator[Prediction | ImageError]:
     """The prediction loop of every predictor (PyTorch and ONNX Runtime).
 
     ``preprocess(image, name) -> (array, (width, height))`` runs in the decode threads and may
     raise ImageError, which is yielded in place of that image's Prediction; ``run(list of arrays)
     -> list of result dicts`` predicts a batch on the calling thread. Input order is kept.
-    ``on_batch(StageClock)`` is called after each batch's forward (e.g. to retune threads)."""
+    ``on_batch(StageClock)`` is called after each batch's forward (e.g. to retune threads or flip
+    ``mode``, the DecodeMode of the decoding)."""
     clock = StageClock()
-    for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch, clock):
+    for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch, clock, mode):
         ready = [(name, value) for name, value in batch if not isinstance(value, ImageError)]
         results, each = [], 0.0
         if ready:

@@ -226,19 +226,20 @@ def _read(path):
     return [{**r, "error": r.get("error", "")} for r in rows]
 
 
-def test_torch_threads_are_chosen_by_measured_throughput_and_restored(predictor, folder):
-    """Each candidate thread count is timed on a few batches, the faster kept, measured again
-    later; torch's own count is restored at the end, also when the caller stops early."""
+def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predictor, folder):
+    """Each setting (decode threads ahead or inline, torch threads) is timed on a few batches, the
+    fastest kept, measured again later; torch's own count and threaded decoding are restored at
+    the end, also when the caller stops early."""
     import torch
 
-    from rustlab.predict import _TorchThreads
+    from rustlab.predict import _PipelineTuner
     from rustlab.predict_pipeline import StageClock
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        tuner = _TorchThreads(decode_threads=2)
-        assert tuner.candidates == [2, 1]
+        tuner = _PipelineTuner(decode_threads=2)
+        assert tuner.candidates == [(False, 2), (False, 1), (True, 2)]
         clock, now = StageClock(), 0.0
 
         def batches(n, seconds_each):
@@ -248,25 +249,54 @@ def test_torch_threads_are_chosen_by_measured_throughput_and_restored(predictor,
                 clock.modelled += 16
                 tuner(clock, now)
 
-        batches(1 + tuner.PROBE, 1.0)  # warm-up, then 2 threads: 16 img/s
-        assert torch.get_num_threads() == 1
-        batches(tuner.PROBE, 0.5)  # 1 thread: 32 img/s, kept
-        assert torch.get_num_threads() == 1 and not tuner.probing
+        batches(1 + tuner.PROBE, 1.0)  # warm-up, then threads ahead + 2 torch threads: 16 img/s
+        assert torch.get_num_threads() == 1 and not tuner.mode.inline
+        batches(tuner.PROBE, 0.5)  # threads ahead + 1 torch thread: 32 img/s
+        assert torch.get_num_threads() == 2 and tuner.mode.inline
+        batches(tuner.PROBE, 0.8)  # inline decoding + 2 threads: 20 img/s; the 32 img/s setting kept
+        assert torch.get_num_threads() == 1 and not tuner.mode.inline and not tuner.probing
         batches(tuner.HOLD, 0.5)
         assert tuner.probing and torch.get_num_threads() == 2  # measuring again
-        batches(tuner.PROBE, 0.25)  # now 2 threads are faster
         batches(tuner.PROBE, 0.5)
-        assert torch.get_num_threads() == 2 and not tuner.probing
+        batches(tuner.PROBE, 0.5)
+        batches(tuner.PROBE, 0.25)  # now inline decoding is the fastest
+        assert tuner.mode.inline and torch.get_num_threads() == 2 and not tuner.probing
         images = _sorted_images(folder) * 3
         assert len(list(predictor.predict_many(images, batch_size=1, workers=2))) == len(images)
         assert torch.get_num_threads() == 2
         stream = predictor.predict_many(images, batch_size=1, workers=2)
-        for _ in range(1 + tuner.PROBE + 1):  # into the probe of the second candidate
+        for _ in range(1 + tuner.PROBE + 1):  # into the probe of the second setting
             next(stream)
         stream.close()
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_inline_decoding_keeps_order_and_uses_the_files_in_flight():
+    """Flipping DecodeMode.inline mid-stream: the files already submitted are used, the rest are
+    decoded on the calling thread, nothing is lost or reordered, and threads resume on a flip back."""
+    import threading
+
+    from rustlab.predict_pipeline import DecodeMode
+
+    mode, where = DecodeMode(), {}
+
+    def decode(image, name):
+        where[image] = threading.current_thread().name
+        return image
+
+    stream = decoded_batches(range(40), decode, batch_size=4, workers=2, prefetch=6, mode=mode)
+    seen = [v for _, v in next(stream)]
+    mode.inline = True
+    for _ in range(4):
+        seen += [v for _, v in next(stream)]
+    mode.inline = False
+    seen += [v for batch in stream for _, v in batch]
+    assert seen == list(range(40))
+    inline = [i for i in range(40) if where[i] == threading.current_thread().name]
+    assert inline and min(inline) >= 4 and max(inline) < 24  # decoded inline only while the flag was set
+    assert where[39].startswith("rustlab-decode")
 
 
 def test_channels_last_is_decided_per_model_and_changes_no_answer(cnn_checkpoint, folder, monkeypatch):

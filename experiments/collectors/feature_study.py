@@ -12,7 +12,7 @@ calibrate there), and scores ALL of the held-out source. Three more levers on th
 the colour rule's rust share as one more feature, one random zoomed-in crop of every training
 photo as one more training row, and each ``--balance`` mode as row weights.
 
-Usage (repo root, ~4 min on 2 idle cores): .venv/bin/python experiments/collectors/feature_study.py [--out FILE.md]
+Usage (repo root, ~2-3 min on 2 idle cores): .venv/bin/python experiments/collectors/feature_study.py [--out FILE.md]
 """
 
 from __future__ import annotations
