@@ -110,3 +110,10 @@ def test_a_fit_without_sample_weights_says_balance_does_not_apply(tmp_path):
                       balance="classes")
     train(cfg, log=lines.append)
     assert any("--balance does not apply" in line for line in lines)
+
+
+@pytest.mark.parametrize("blocks, width", [([0], 16), ([6], 320), ([0, 3], 16 + 80)])
+def test_any_block_can_feed_the_head(blocks, width):
+    model = _create("effnet-lite0-probe", weights="none", image_size=32, feature_blocks=blocks)
+    assert model.head.in_features == 2 * width and len(model.backbone.blocks) == max(blocks) + 1
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2)

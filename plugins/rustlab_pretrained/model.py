@@ -202,7 +202,10 @@ class EffNetLiteClassifier(_Pretrained):
         deepest = cfg.feature_blocks[-1]
         self.backbone.blocks = self.backbone.blocks[:deepest + 1]
         self.backbone.conv_head, self.backbone.bn2 = nn.Identity(), nn.Identity()
-        channels = [self.backbone.blocks[b][-1].conv_pwl.out_channels for b in cfg.feature_blocks]
+        # a block's output width: its last projection (conv_pwl; block 0's depthwise-separable one: conv_pw)
+        channels = [getattr(self.backbone.blocks[b][-1], "conv_pwl", None) or self.backbone.blocks[b][-1].conv_pw
+                    for b in cfg.feature_blocks]
+        channels = [conv.out_channels for conv in channels]
         self.dropout = nn.Dropout(float(cfg.dropout))
         self.head = nn.Linear(2 * sum(channels), cfg.num_classes)  # mean and std of each block's channels
         cut = tuple(f"blocks.{b}." for b in range(deepest + 1, LITE_BLOCKS))
