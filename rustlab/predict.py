@@ -140,28 +140,28 @@ class _PipelineTuner:
             torch.set_num_threads(threads)
         self.current = setting
 
-    def __call__(self, clock, now: float | None = None) -> None:
+    def __call__(self, images_done: int, now: float | None = None) -> None:
         now = time.perf_counter() if now is None else now
         if self.mark is None:  # the first batch warms up: not timed
-            self.mark = (now, clock.modelled)
+            self.mark = (now, images_done)
             return
         self.count += 1
         if not self.probing:
             if self.count >= self.HOLD:
                 self.probing, self.index, self.rates = True, 0, {}
                 self._set(self.candidates[0])
-                self.mark, self.count = (now, clock.modelled), 0
+                self.mark, self.count = (now, images_done), 0
             return
         if self.count < self.PROBE:
             return
-        self.rates[self.current] = (clock.modelled - self.mark[1]) / max(now - self.mark[0], 1e-9)
+        self.rates[self.current] = (images_done - self.mark[1]) / max(now - self.mark[0], 1e-9)
         self.index += 1
         if self.index < len(self.candidates):
             self._set(self.candidates[self.index])
         else:
             self._set(max(self.rates, key=self.rates.get))
             self.probing = False
-        self.mark, self.count = (now, clock.modelled), 0
+        self.mark, self.count = (now, images_done), 0
 
     def restore(self) -> None:
         self._set((False, self.full))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -77,34 +76,6 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-class StageClock:
-    """Mean seconds per image of each stage: decoding (one thread's time, measured in the decode
-    threads) and the model (the caller's wall time per image). Lets a predictor see which stage
-    bounds the pipeline."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.decode_s = self.model_s = 0.0
-        self.decoded = self.modelled = 0
-
-    def add_decode(self, seconds: float) -> None:
-        with self._lock:
-            self.decode_s += seconds
-            self.decoded += 1
-
-    def add_model(self, seconds: float, images: int) -> None:
-        self.model_s += seconds
-        self.modelled += images
-
-    @property
-    def decode_per_image(self) -> float:
-        return self.decode_s / self.decoded if self.decoded else 0.0
-
-    @property
-    def model_per_image(self) -> float:
-        return self.model_s / self.modelled if self.modelled else 0.0
-
-
 class DecodeMode:
     """Whether the decode threads work ahead (``inline = False``) or the calling thread decodes
     each file itself between batches (``inline = True``). A tuner may flip it during a run: when
@@ -114,8 +85,7 @@ class DecodeMode:
 
 
 def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers: int | None = None,
-                    prefetch: int | None = None, clock: StageClock | None = None,
-                    mode: DecodeMode | None = None) -> Iterator[list[tuple[str, Any]]]:
+                    prefetch: int | None = None, mode: DecodeMode | None = None) -> Iterator[list[tuple[str, Any]]]:
     """Lists of (name, ``decode(image, name)`` or its ImageError), in input order.
 
     Each list holds up to ``batch_size`` decoded images (error entries ride along without counting,
@@ -128,14 +98,10 @@ def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers
     workers = default_workers() if workers is None else max(0, int(workers))
 
     def attempt(image, name):
-        start = time.perf_counter()
         try:
             return decode(image, name)
         except ImageError as exc:
             return exc
-        finally:
-            if clock is not None:
-                clock.add_decode(time.perf_counter() - start)
 
     def in_order():
         """(name, decoded value or ImageError) of every image, in input order."""
@@ -202,19 +168,19 @@ def predict_stream(images: Iterable, preprocess: Callable, run: Callable, batch_
     ``preprocess(image, name) -> (array, (width, height))`` runs in the decode threads and may
     raise ImageError, which is yielded in place of that image's Prediction; ``run(list of arrays)
     -> list of result dicts`` predicts a batch on the calling thread. Input order is kept.
-    ``on_batch(StageClock)`` is called after each batch's forward (e.g. to retune threads or flip
-    ``mode``, the DecodeMode of the decoding)."""
-    clock = StageClock()
-    for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch, clock, mode):
+    ``on_batch(images_done)`` is called after each batch's forward with the number of images
+    predicted so far (e.g. to retune threads or flip ``mode``, the DecodeMode of the decoding)."""
+    done = 0
+    for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch, mode):
         ready = [(name, value) for name, value in batch if not isinstance(value, ImageError)]
         results, each = [], 0.0
         if ready:
             start = time.perf_counter()
             results = run([array for _, (array, _size) in ready])
             each = (time.perf_counter() - start) / len(ready)
-            clock.add_model(each * len(ready), len(ready))
+            done += len(ready)
             if on_batch is not None:
-                on_batch(clock)
+                on_batch(done)
         results = iter(results)
         for name, value in batch:
             if isinstance(value, ImageError):

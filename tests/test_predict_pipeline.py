@@ -233,21 +233,20 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
     import torch
 
     from rustlab.predict import _PipelineTuner
-    from rustlab.predict_pipeline import StageClock
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         tuner = _PipelineTuner(decode_threads=2)
         assert tuner.candidates == [(False, 2), (False, 1), (True, 2)]
-        clock, now = StageClock(), 0.0
+        done, now = 0, 0.0
 
         def batches(n, seconds_each):
-            nonlocal now
+            nonlocal done, now
             for _ in range(n):
                 now += seconds_each
-                clock.modelled += 16
-                tuner(clock, now)
+                done += 16
+                tuner(done, now)
 
         batches(1 + tuner.PROBE, 1.0)  # warm-up, then threads ahead + 2 torch threads: 16 img/s
         assert torch.get_num_threads() == 1 and not tuner.mode.inline

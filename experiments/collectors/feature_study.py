@@ -121,16 +121,13 @@ def gather(table, names, splits, keys, mean_only, crops: bool = False):
 
 def score(table, train_names, train_splits, test_name, test_splits, keys, mean_only, l2,
           balance: str = "sources+classes", crops: bool = False) -> float:
-    import collections
-
+    from rustlab.data.sampling import group_weights
     from rustlab_pretrained.probe import fit_logistic
 
     x, y, groups = gather(table, train_names, train_splits, keys, mean_only, crops)
     groups = {"none": [0] * len(groups), "classes": [g[1] for g in groups], "sources": [g[0] for g in groups],
               "sources+classes": groups}[balance]
-    counts = collections.Counter(groups)
-    weight = torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.float64)
-    w, b = fit_logistic(x, y, 2, l2, weight)
+    w, b = fit_logistic(x, y, 2, l2, group_weights(groups))
     xt, yt, _ = gather(table, [test_name], test_splits, keys, mean_only)
     return float(((xt @ w.T + b).argmax(1) == yt).float().mean())
 

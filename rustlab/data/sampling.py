@@ -34,6 +34,19 @@ class KeyedAugmentation:
             return self.dataset[index]
 
 
+def group_weights(groups):
+    """Float64 tensor of 1 / (size of the item's group) per item: every group (a class, a source,
+    a source's class) weighs the same in total. The balanced sampler draws by these weights; a
+    model fitted in closed form takes them as ``sample_weight``."""
+    import collections
+
+    import torch
+
+    groups = list(groups)
+    counts = collections.Counter(groups)
+    return torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.float64)
+
+
 class BalancedSampler:
     """Balanced draws with replacement: every group (a class, a source, a source's class) is
     equally likely at each draw.
@@ -45,15 +58,9 @@ class BalancedSampler:
     sometimes left out of an epoch."""
 
     def __init__(self, groups, seed: int, num_replicas: int = 1, rank: int = 0):
-        import collections
-
-        import torch
-
-        groups = list(groups)
-        counts = collections.Counter(groups)
-        self.weights = torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.float64)
+        self.weights = group_weights(groups)
         self.seed, self.num_replicas, self.rank = int(seed), int(num_replicas), int(rank)
-        self.total = len(groups) - len(groups) % self.num_replicas
+        self.total = len(self.weights) - len(self.weights) % self.num_replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -111,17 +111,13 @@ def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing
     closed-form counterpart of the balanced sampler."""
     import inspect
 
-    import torch
-
+    from rustlab.data.sampling import group_weights
     from rustlab.evaluate import evaluate_decoded
 
     kwargs = {}
     if balance_groups is not None:
         if "sample_weight" in inspect.signature(model.fit).parameters:
-            import collections
-
-            counts = collections.Counter(balance_groups)
-            kwargs["sample_weight"] = torch.tensor([1.0 / counts[g] for g in balance_groups], dtype=torch.float64)
+            kwargs["sample_weight"] = group_weights(balance_groups)
         elif log is not None:
             log("note: this model's fit takes no sample weights; --balance does not apply to it")
     info = model.fit(decoded.images.to(device), decoded.labels.to(device), rust_index, **kwargs)
