@@ -101,22 +101,25 @@ def predict_batched(images: Iterable, preprocess, run, batch_size: int, workers:
 
 
 class _PipelineTuner:
-    """How the pipeline shares the CPU between decoding and the model: whichever setting gives
-    more images per second, measured on the run itself and measured again every HOLD batches
-    (what is faster changes with the photos and with what else runs on the machine).
+    """How the pipeline shares the CPU between decoding and the model: decoding inline (on this
+    thread between batches, the loop before the pipeline) or decode threads ahead with all of
+    torch's threads or with as many fewer as there are decode threads (on 2 cores: 2 and 1).
 
-    Settings (decode inline?, torch threads): decode threads ahead with all of torch's threads;
-    decode threads ahead with as many fewer torch threads as there are decode threads (on 2 cores:
-    2 and 1); and decoding on this thread between batches with all torch threads. Measured on 2
-    idle cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs ~10x the 96 px CNN's
-    forward, so decoding bounds the run and threads ahead pay (1.7x the old loop); the U-Net's or
-    the pretrained model's forward already keeps both cores busy, and with only the first two
-    settings the pipeline ran at 0.80-0.91x the old loop (decode threads only slowed the model),
-    which the inline setting is for; with other jobs on the cores, torch's two threads wait for
-    each other and one thread can win."""
+    Every HOLD batches it measures again, inline first: it times a few batches and the model's
+    share of them. When decoding costs less than INLINE_SHARE of the model's time, decoding
+    inline is kept without trying the threaded settings; otherwise each is timed on the run
+    itself and the one with the most images per second is kept (what is faster changes with the
+    photos and with what else runs on the machine).
+
+    Measured on 2 idle cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs ~10x the
+    96 px CNN's forward, and decode threads ahead run at 1.7x the old loop; when the model's
+    forward already keeps both cores busy (U-Net, pretrained model; decoding 0.1-0.5 of the
+    model's time), threads ahead never beat decoding inline, and probing them (one setting runs
+    the model on one thread, at half speed) left the pipeline at 0.91x the old loop."""
 
     PROBE = 2  # batches timed per setting
-    HOLD = 100  # batches run with the choice before measuring again (a probe costs ~2 batches at half speed)
+    HOLD = 100  # batches run with the choice before measuring again
+    INLINE_SHARE = 0.5  # decode time / model time below which inline decoding is kept unprobed
 
     def __init__(self, decode_threads: int):
         import torch
@@ -124,12 +127,14 @@ class _PipelineTuner:
         from rustlab.predict_pipeline import DecodeMode
 
         self.full = torch.get_num_threads()
-        settings = [(False, self.full), (False, max(1, self.full - decode_threads)), (True, self.full)]
+        settings = [(True, self.full), (False, self.full), (False, max(1, self.full - decode_threads))]
         self.candidates = list(dict.fromkeys(settings))
         self.mode = DecodeMode()
         self.current = (False, self.full)
+        self._set(self.candidates[0])
         self.rates: dict[tuple, float] = {}
-        self.index, self.count, self.probing, self.mark = 0, 0, True, None
+        self.index, self.count, self.probing, self.mark, self.model_s = 0, 0, True, None, 0.0
+        self.choices: list[tuple] = []  # every setting kept, in order (read by the speed experiment)
 
     def _set(self, setting: tuple) -> None:
         inline, threads = setting
@@ -140,28 +145,37 @@ class _PipelineTuner:
             torch.set_num_threads(threads)
         self.current = setting
 
-    def __call__(self, images_done: int, now: float | None = None) -> None:
+    def _keep(self, setting: tuple) -> None:
+        self._set(setting)
+        self.choices.append(setting)
+        self.probing = False
+
+    def __call__(self, images_done: int, model_seconds: float = 0.0, now: float | None = None) -> None:
+        """After each batch: images predicted so far and that batch's forward time."""
         now = time.perf_counter() if now is None else now
         if self.mark is None:  # the first batch warms up: not timed
             self.mark = (now, images_done)
             return
         self.count += 1
+        self.model_s += model_seconds
         if not self.probing:
             if self.count >= self.HOLD:
                 self.probing, self.index, self.rates = True, 0, {}
                 self._set(self.candidates[0])
-                self.mark, self.count = (now, images_done), 0
+                self.mark, self.count, self.model_s = (now, images_done), 0, 0.0
             return
         if self.count < self.PROBE:
             return
-        self.rates[self.current] = (images_done - self.mark[1]) / max(now - self.mark[0], 1e-9)
-        self.index += 1
-        if self.index < len(self.candidates):
+        wall = max(now - self.mark[0], 1e-9)
+        self.rates[self.current] = (images_done - self.mark[1]) / wall
+        if self.index == 0 and self.current[0] and wall - self.model_s < self.INLINE_SHARE * self.model_s:
+            self._keep(self.current)  # decoding is a small share: threads ahead cannot pay for themselves
+        elif self.index + 1 < len(self.candidates):
+            self.index += 1
             self._set(self.candidates[self.index])
         else:
-            self._set(max(self.rates, key=self.rates.get))
-            self.probing = False
-        self.mark, self.count = (now, images_done), 0
+            self._keep(max(self.rates, key=self.rates.get))
+        self.mark, self.count, self.model_s = (now, images_done), 0, 0.0
 
     def restore(self) -> None:
         self._set((False, self.full))

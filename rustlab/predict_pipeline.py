@@ -168,8 +168,9 @@ def predict_stream(images: Iterable, preprocess: Callable, run: Callable, batch_
     ``preprocess(image, name) -> (array, (width, height))`` runs in the decode threads and may
     raise ImageError, which is yielded in place of that image's Prediction; ``run(list of arrays)
     -> list of result dicts`` predicts a batch on the calling thread. Input order is kept.
-    ``on_batch(images_done)`` is called after each batch's forward with the number of images
-    predicted so far (e.g. to retune threads or flip ``mode``, the DecodeMode of the decoding)."""
+    ``on_batch(images_done, model_seconds)`` is called after each batch's forward with the number
+    of images predicted so far and that forward's time (e.g. to retune threads or flip ``mode``,
+    the DecodeMode of the decoding)."""
     done = 0
     for batch in decoded_batches(images, preprocess, batch_size, workers, prefetch, mode):
         ready = [(name, value) for name, value in batch if not isinstance(value, ImageError)]
@@ -177,10 +178,11 @@ def predict_stream(images: Iterable, preprocess: Callable, run: Callable, batch_
         if ready:
             start = time.perf_counter()
             results = run([array for _, (array, _size) in ready])
-            each = (time.perf_counter() - start) / len(ready)
+            seconds = time.perf_counter() - start
+            each = seconds / len(ready)
             done += len(ready)
             if on_batch is not None:
-                on_batch(done)
+                on_batch(done, seconds)
         results = iter(results)
         for name, value in batch:
             if isinstance(value, ImageError):

@@ -63,6 +63,35 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
+def test_torchrun_fits_a_closed_form_model_as_one_process_does(tmp_path):
+    """A model fitted in closed form (the probe head) skips DDP: every rank fits the same training
+    split, rank 0 alone writes the run, and its head equals one process's."""
+    from safetensors.torch import load_file
+
+    from rustlab.config import TrainConfig
+    from rustlab.train import train
+
+    model, flags = "effnet-lite0-probe", {**FLAGS, "epochs": 1, "augment": "none", "balance": "classes"}
+    config = TINY[model]
+    single = train(TrainConfig(model=model, out=str(tmp_path / "single"), name="one", model_config=config, **flags),
+                   log=lambda *_: None)
+    out = tmp_path / "ddp"
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items()]
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in config.items()]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "rustlab", "train", "--model", model, *args, *sets, "--out", str(out)],
+                          capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list(out.iterdir())
+    assert "x 2 processes (gloo)" in proc.stderr and proc.stderr.count("fit on the training split") == 1
+    a, b = load_file(str(run_dir / "best.safetensors")), load_file(str(single.run_dir / "best.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    ddp_test = json.loads((run_dir / "test_metrics.json").read_text())
+    assert_close_tree(ddp_test, json.loads((single.run_dir / "test_metrics.json").read_text()), rel=1e-4, abs_=1e-6)
+
+
 def test_global_batch_must_split_evenly():
     from rustlab.distributed import Dist
     from rustlab.errors import RustlabError

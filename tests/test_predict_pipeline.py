@@ -227,9 +227,10 @@ def _read(path):
 
 
 def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predictor, folder):
-    """Each setting (decode threads ahead or inline, torch threads) is timed on a few batches, the
-    fastest kept, measured again later; torch's own count and threaded decoding are restored at
-    the end, also when the caller stops early."""
+    """Decoding inline is timed first and kept unprobed while decoding is a small share of the
+    model's time; otherwise each threaded setting is timed on a few batches and the fastest kept;
+    measured again later; torch's own count and threaded decoding are restored at the end, also
+    when the caller stops early."""
     import torch
 
     from rustlab.predict import _PipelineTuner
@@ -238,33 +239,35 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
     torch.set_num_threads(2)
     try:
         tuner = _PipelineTuner(decode_threads=2)
-        assert tuner.candidates == [(False, 2), (False, 1), (True, 2)]
+        assert tuner.candidates == [(True, 2), (False, 2), (False, 1)]
+        assert tuner.mode.inline and torch.get_num_threads() == 2
         done, now = 0, 0.0
 
-        def batches(n, seconds_each):
+        def batches(n, seconds_each, model_each):
             nonlocal done, now
             for _ in range(n):
                 now += seconds_each
                 done += 16
-                tuner(done, now)
+                tuner(done, model_each, now)
 
-        batches(1 + tuner.PROBE, 1.0)  # warm-up, then threads ahead + 2 torch threads: 16 img/s
+        # a model-bound run: decoding takes 0.1 of the model's 0.9 s, so inline is kept unprobed
+        batches(1 + tuner.PROBE, 1.0, 0.9)
+        assert tuner.mode.inline and not tuner.probing and tuner.choices == [(True, 2)]
+        batches(tuner.HOLD, 1.0, 0.9)
+        assert tuner.probing and tuner.mode.inline  # measuring again, inline first
+        # now decoding is 4x the model: 16 img/s inline, so the threaded settings are timed
+        batches(tuner.PROBE, 1.0, 0.2)
+        assert tuner.probing and not tuner.mode.inline and torch.get_num_threads() == 2
+        batches(tuner.PROBE, 0.5, 0.2)  # threads ahead + 2 torch threads: 32 img/s
         assert torch.get_num_threads() == 1 and not tuner.mode.inline
-        batches(tuner.PROBE, 0.5)  # threads ahead + 1 torch thread: 32 img/s
-        assert torch.get_num_threads() == 2 and tuner.mode.inline
-        batches(tuner.PROBE, 0.8)  # inline decoding + 2 threads: 20 img/s; the 32 img/s setting kept
-        assert torch.get_num_threads() == 1 and not tuner.mode.inline and not tuner.probing
-        batches(tuner.HOLD, 0.5)
-        assert tuner.probing and torch.get_num_threads() == 2  # measuring again
-        batches(tuner.PROBE, 0.5)
-        batches(tuner.PROBE, 0.5)
-        batches(tuner.PROBE, 0.25)  # now inline decoding is the fastest
-        assert tuner.mode.inline and torch.get_num_threads() == 2 and not tuner.probing
+        batches(tuner.PROBE, 0.8, 0.3)  # threads ahead + 1 torch thread: 20 img/s; the 32 img/s setting kept
+        assert torch.get_num_threads() == 2 and not tuner.mode.inline and not tuner.probing
+        assert tuner.choices == [(True, 2), (False, 2)]
         images = _sorted_images(folder) * 3
         assert len(list(predictor.predict_many(images, batch_size=1, workers=2))) == len(images)
         assert torch.get_num_threads() == 2
         stream = predictor.predict_many(images, batch_size=1, workers=2)
-        for _ in range(1 + tuner.PROBE + 1):  # into the probe of the second setting
+        for _ in range(1 + 2 * tuner.PROBE + 1):  # into the probe of the second threaded setting (1 thread)
             next(stream)
         stream.close()
         assert torch.get_num_threads() == 2

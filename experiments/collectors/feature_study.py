@@ -132,14 +132,28 @@ def score(table, train_names, train_splits, test_name, test_splits, keys, mean_o
     return float(((xt @ w.T + b).argmax(1) == yt).float().mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def study_args(doc: str, extra=None) -> argparse.Namespace:
+    """The command line of a study on frozen features (this one, mask_study.py); seeds torch."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--out", default=None, help="also write the markdown table here")
-    args = parser.parse_args()
+    if extra is not None:
+        extra(parser)
     torch.manual_seed(0)
+    return parser.parse_args()
+
+
+def write_table(script: str, args, lines: list[str]) -> None:
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(f"<!-- .venv/bin/python experiments/collectors/{script} --size {args.size} "
+                    f"--l2 {args.l2} -->\n" + "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    args = study_args(__doc__)
     table = extract(args.data, args.size)
     header = ("| features | " + " | ".join(f"held-out {s} (all)" for s in SOURCES)
               + " | corrosion-cls test (trained on its train split) |")
@@ -165,10 +179,7 @@ def main() -> None:
                     balance)
         lines.append(f"| {balance} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {own:.3f} |")
         print(lines[-1], flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(f"<!-- .venv/bin/python experiments/collectors/feature_study.py --size {args.size} "
-                    f"--l2 {args.l2} -->\n" + "\n".join(lines) + "\n")
+    write_table("feature_study.py", args, lines)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,27 @@ def one_torch_thread(fn):
         torch.set_num_threads(threads)
 
 
+class RecordingTuner:
+    """Keeps each pipeline run's tuner, to report the settings it chose (inline / threads ahead)."""
+
+    seen: list = []
+
+    def __new__(cls, *args, **kwargs):
+        from rustlab import predict
+
+        tuner = predict._PipelineTuner.__wrapped__(*args, **kwargs)
+        cls.seen.append(tuner)
+        return tuner
+
+
+def record_tuners():
+    from rustlab import predict
+
+    if not hasattr(predict._PipelineTuner, "__wrapped__"):
+        RecordingTuner.__wrapped__ = predict._PipelineTuner
+        predict._PipelineTuner = RecordingTuner
+
+
 def run_model(model: str, sets: dict, rounds: int, batch_size: int, tmp: Path) -> dict:
     import torch
 
@@ -112,7 +133,11 @@ def run_model(model: str, sets: dict, rounds: int, batch_size: int, tmp: Path) -
         best: dict = {}
         for r in range(rounds):
             for name, fn in methods.items():
+                RecordingTuner.seen.clear()
                 m = measure(fn, len(files))
+                if RecordingTuner.seen:  # "i" inline, "aN" threads ahead with N torch threads
+                    m["choices"] = " ".join("i" if inline else f"a{threads}"
+                                            for inline, threads in RecordingTuner.seen[-1].choices)
                 print(f"  {model} {set_name} round {r} {name}: {m}", file=sys.stderr, flush=True)
                 # the best round: the one least slowed by other jobs on the shared cores
                 if name not in best or m["img_s"] > best[name]["img_s"]:
@@ -135,7 +160,8 @@ def report(results: list[dict], args) -> str:
         "img/s; in brackets the cores other processes kept busy during that measurement, and this "
         "process's CPU ms per image (all its threads: the work done, whatever share of the cores it got); "
         "**C** = contended (others > 0.25 cores): the cores were shared with other agents' jobs, "
-        "so these are lower bounds of a quiet machine's figures.",
+        "so these are lower bounds of a quiet machine's figures. Pipeline cells end with the settings its "
+        "tuner kept, in order (i: decoding inline; a2 / a1: decode threads ahead, torch at 2 / 1 threads).",
         "",
         "| model | photos | n | decode 1 thread | decode threads | model only | model, torch 1 thread | before | "
         "pipeline 1 thread | pipeline | pipeline, torch 1 thread | pipeline / before | pipeline / decode-1t | "
@@ -145,7 +171,8 @@ def report(results: list[dict], args) -> str:
 
     def cell(m):
         others = "?" if m["others_cores"] is None else f"{m['others_cores']:.2f}"
-        return f"{m['img_s']:.1f} ({others}; {m['cpu_ms']:.0f} ms){' **C**' if m['contended'] else ''}"
+        choices = f"; {m['choices']}" if m.get("choices") else ""
+        return f"{m['img_s']:.1f} ({others}; {m['cpu_ms']:.0f} ms{choices}){' **C**' if m['contended'] else ''}"
 
     for r in results:
         for set_name, s in r["sets"].items():
@@ -172,6 +199,7 @@ def main():
         sys.exit(f"{SHARED} not present")
     from rustlab.registry import get_registry
 
+    record_tuners()
     cam_dir = Path(tempfile.gettempdir()) / "rustlab-12mp-jpegs"
     results = []
     with tempfile.TemporaryDirectory() as tmp:
