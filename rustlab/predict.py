@@ -106,7 +106,8 @@ class _PipelineTuner:
     torch's threads or with as many fewer as there are decode threads (on 2 cores: 2 and 1).
 
     Every HOLD batches it measures again, inline first: it times a few batches and the model's
-    share of them. When decoding costs less than INLINE_SHARE of the model's time, decoding
+    share of them (the first batch after a change of setting is not timed, nor are batches that
+    still use files the threads decoded ahead). When decoding costs less than INLINE_SHARE of the model's time, decoding
     inline is kept without trying the threaded settings; otherwise each is timed on the run
     itself and the one with the most images per second is kept (what is faster changes with the
     photos and with what else runs on the machine).
@@ -145,37 +146,43 @@ class _PipelineTuner:
             torch.set_num_threads(threads)
         self.current = setting
 
-    def _keep(self, setting: tuple) -> None:
-        self._set(setting)
-        self.choices.append(setting)
-        self.probing = False
-
     def __call__(self, images_done: int, model_seconds: float = 0.0, now: float | None = None) -> None:
         """After each batch: images predicted so far and that batch's forward time."""
         now = time.perf_counter() if now is None else now
-        if self.mark is None:  # the first batch warms up: not timed
-            self.mark = (now, images_done)
+        if self.mark is None or (self.mode.inline and self.mode.pending):
+            # not timed: the first batch, the first after a change of setting (decode threads
+            # start with nothing decoded ahead), or files decoded ahead still being used inline
+            self.mark, self.count, self.model_s = (now, images_done), 0, 0.0
             return
         self.count += 1
         self.model_s += model_seconds
         if not self.probing:
             if self.count >= self.HOLD:
                 self.probing, self.index, self.rates = True, 0, {}
-                self._set(self.candidates[0])
-                self.mark, self.count, self.model_s = (now, images_done), 0, 0.0
+                self._change(self.candidates[0], now, images_done)
             return
         if self.count < self.PROBE:
             return
         wall = max(now - self.mark[0], 1e-9)
         self.rates[self.current] = (images_done - self.mark[1]) / wall
         if self.index == 0 and self.current[0] and wall - self.model_s < self.INLINE_SHARE * self.model_s:
-            self._keep(self.current)  # decoding is a small share: threads ahead cannot pay for themselves
+            keep = self.current  # decoding is a small share: threads ahead cannot pay for themselves
         elif self.index + 1 < len(self.candidates):
             self.index += 1
-            self._set(self.candidates[self.index])
+            self._change(self.candidates[self.index], now, images_done)
+            return
         else:
-            self._keep(max(self.rates, key=self.rates.get))
-        self.mark, self.count, self.model_s = (now, images_done), 0, 0.0
+            keep = max(self.rates, key=self.rates.get)
+        self.choices.append(keep)
+        self.probing = False
+        self._change(keep, now, images_done)
+
+    def _change(self, setting: tuple, now: float, images_done: int) -> None:
+        """Switch to ``setting``; time from here, or from the next batch if the setting changed."""
+        changed = setting != self.current
+        self._set(setting)
+        self.mark = None if changed else (now, images_done)
+        self.count, self.model_s = 0, 0.0
 
     def restore(self) -> None:
         self._set((False, self.full))

@@ -82,6 +82,7 @@ class DecodeMode:
     the model already keeps every core busy, decoding beside it only slows it down."""
 
     inline: bool = False
+    pending: int = 0  # files decoded (or decoding) ahead and not yet handed out: set by decoded_batches
 
 
 def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers: int | None = None,
@@ -132,6 +133,8 @@ def decoded_batches(images: Iterable, decode: Callable, batch_size: int, workers
                     name, future = window.popleft()
                     if ahead_ok:
                         fill()
+                    if mode is not None:
+                        mode.pending = len(window)
                     yield name, future.result()
                     continue
                 image = next(source, _END)  # inline: this thread decodes the next file itself

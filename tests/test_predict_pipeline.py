@@ -258,16 +258,25 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
         # now decoding is 4x the model: 16 img/s inline, so the threaded settings are timed
         batches(tuner.PROBE, 1.0, 0.2)
         assert tuner.probing and not tuner.mode.inline and torch.get_num_threads() == 2
+        batches(1, 9.0, 0.2)  # the first batch after a change is not timed (nothing decoded ahead yet)
         batches(tuner.PROBE, 0.5, 0.2)  # threads ahead + 2 torch threads: 32 img/s
         assert torch.get_num_threads() == 1 and not tuner.mode.inline
-        batches(tuner.PROBE, 0.8, 0.3)  # threads ahead + 1 torch thread: 20 img/s; the 32 img/s setting kept
+        batches(1 + tuner.PROBE, 0.8, 0.3)  # threads ahead + 1 torch thread: 20 img/s; the 32 img/s setting kept
         assert torch.get_num_threads() == 2 and not tuner.mode.inline and not tuner.probing
         assert tuner.choices == [(True, 2), (False, 2)]
+        batches(1 + tuner.HOLD, 0.5, 0.2)
+        assert tuner.probing and tuner.mode.inline  # inline again, but files decoded ahead are still in use:
+        tuner.mode.pending = 5
+        batches(5, 0.1, 0.1)  # such batches are not timed (they would make decoding look free)
+        assert tuner.probing and tuner.mode.inline
+        tuner.mode.pending = 0
+        batches(1 + tuner.PROBE, 1.0, 0.2)  # timed once the window is drained: decoding is not small
+        assert tuner.probing and not tuner.mode.inline
         images = _sorted_images(folder) * 3
         assert len(list(predictor.predict_many(images, batch_size=1, workers=2))) == len(images)
         assert torch.get_num_threads() == 2
         stream = predictor.predict_many(images, batch_size=1, workers=2)
-        for _ in range(1 + 2 * tuner.PROBE + 1):  # into the probe of the second threaded setting (1 thread)
+        for _ in range(1 + tuner.PROBE + 1 + tuner.PROBE + 2):  # stop mid-run, perhaps mid-probe
             next(stream)
         stream.close()
         assert torch.get_num_threads() == 2

@@ -1,0 +1,82 @@
+"""Tables of the cross-collector U-Net runs (unet_cross.sh): rust IoU on each segmentation
+collector's test split by what the U-Net was trained on, mean and range over seeds.
+
+    .venv/bin/python experiments/collectors/unet_cross.py [--runs runs/unet_cross] [--out experiments/collectors/unet_cross]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+TRAINED = {"corrosion-seg": "corrosion-seg", "pipe-seg": "pipe-seg", "both": "both, shuffled",
+           "both-balanced": "both, `--balance sources`"}
+HELD = ("corrosion-seg", "pipe-seg")
+
+
+def read(path: Path) -> list[dict]:
+    data = json.loads(path.read_text())
+    return data if isinstance(data, list) else [data]
+
+
+def collect(runs: Path) -> dict:
+    """train name -> list of per-seed dicts of the figures in the table."""
+    out = defaultdict(list)
+    for run in sorted(runs.iterdir()):
+        match = re.fullmatch(r"(.+)_s(\d+)", run.name)
+        if not match or not (run / "eval_on_pipe-seg.json").is_file():
+            continue
+        row = {"seed": int(match.group(2))}
+        for held in HELD:
+            (result,) = read(run / f"eval_on_{held}.json")
+            row[f"iou {held}"], row[f"n {held}"] = result["iou"], result["n"]
+        validation = read(run / "eval_seg_validation.json")  # every training source's validation split
+        row["validation iou"] = sum(r["iou"] for r in validation) / len(validation)
+        row["cls call"] = read(run / "eval_cls_test.json")[0]["accuracy"]
+        row["train s"] = int((run / "wall.txt").read_text().split()[1])
+        out[match.group(1)].append(row)
+    return out
+
+
+def cell(rows: list[dict], key: str) -> str:
+    values = [r[key] for r in rows]
+    mean = sum(values) / len(values)
+    fmt = "{:.0f}" if key == "train s" else "{:.3f}"
+    spread = f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else ""
+    return fmt.format(mean) + spread
+
+
+def table(results: dict) -> str:
+    lines = ["| trained on | seeds | rust IoU, corrosion-seg test | rust IoU, pipe-seg test | "
+             "validation rust IoU (mean over its sources) | image call, corrosion-cls test | train s |",
+             "|---|---|---|---|---|---|---|"]
+    names = list(TRAINED) + sorted(set(results) - set(TRAINED))  # then the levers (unet_cross.sh TAG=...)
+    for name in names:
+        rows = results.get(name)
+        if rows:
+            train, _, tag = name.partition("_")
+            label = TRAINED.get(train, train) + (f", {tag}" if tag else "")
+            lines.append(f"| {label} | {len(rows)} | " + " | ".join(
+                cell(rows, k) for k in ("iou corrosion-seg", "iou pipe-seg", "validation iou", "cls call", "train s"))
+                + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/unet_cross")
+    parser.add_argument("--out", default="experiments/collectors/unet_cross")
+    args = parser.parse_args()
+    results = collect(Path(args.runs))
+    text = table(results)
+    Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.out + ".md").write_text("<!-- bash experiments/collectors/unet_cross.sh 0 1 2 && "
+                                      ".venv/bin/python experiments/collectors/unet_cross.py -->\n" + text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Cross-collector U-Net (issue 15): the pretrained U-Net recipe (experiments/unet_pretrained.toml)
+# trained on corrosion-seg, on pipe-seg, and on both (shuffled, or balanced by source), each with the corrosion-cls no_rust photos of
+# the publisher's train split as negatives; every run scored on both collectors' test splits
+# (seeded 70/15/15 split, split_seed 0 from the recipe) and on corrosion-cls test (image call).
+#   bash experiments/collectors/unet_cross.sh [SEED...]        (default: 0 1 2)
+#   TAG=strong TRAIN="--augment strong" bash experiments/collectors/unet_cross.sh 0   (a lever: runs NAME_strong_sS)
+#   VARIANTS="corrosion-seg both" ...                          (only those training sets)
+#   python experiments/collectors/unet_cross.py                 (tables -> unet_cross.md/.json)
+# Resumable: a run whose evaluations exist is skipped.
+set -euo pipefail
+export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
+SHARED=${SHARED:-../shared/data}
+OUT=${OUT:-runs/unet_cross}
+SEEDS=${*:-0 1 2}
+for seed in $SEEDS; do
+  for train in ${VARIANTS:-corrosion-seg pipe-seg both both-balanced}; do
+    name="${train}${TAG:+_$TAG}_s${seed}"
+    [ -f "$OUT/$name/eval_on_pipe-seg.json" ] && continue
+    case $train in
+      both) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg") ;;
+      both-balanced) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg" --balance sources) ;;
+      *) data=(--data "$SHARED/$train") ;;
+    esac
+    # shellcheck disable=SC2086  # TRAIN holds several flags
+    OUT=$OUT bash experiments/pretrained/run_unet.sh "$name" --seed "$seed" "${data[@]}" ${TRAIN:-}
+    for held in corrosion-seg pipe-seg; do  # written whole or not at all: a killed run is redone
+      nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$SHARED/$held" --split test --json \
+        > "$OUT/$name/eval_on_$held.json.tmp"
+      mv "$OUT/$name/eval_on_$held.json.tmp" "$OUT/$name/eval_on_$held.json"
+    done
+  done
+done
