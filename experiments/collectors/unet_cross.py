@@ -53,8 +53,11 @@ def table(results: dict) -> str:
     lines = ["| trained on | seeds | rust IoU, corrosion-seg test | rust IoU, pipe-seg test | "
              "validation rust IoU (mean over its sources) | image call, corrosion-cls test | train s |",
              "|---|---|---|---|---|---|---|"]
-    names = list(TRAINED) + sorted(set(results) - set(TRAINED))  # then the levers (unet_cross.sh TAG=...)
-    for name in names:
+    def order(name):  # the recipe's rows first, then each lever's (unet_cross.sh TAG=...), in TRAINED order
+        train, _, tag = name.partition("_")
+        return tag, list(TRAINED).index(train) if train in TRAINED else len(TRAINED), name
+
+    for name in sorted(results, key=order):
         rows = results.get(name)
         if rows:
             train, _, tag = name.partition("_")
@@ -73,8 +76,8 @@ def main() -> None:
     results = collect(Path(args.runs))
     text = table(results)
     Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
-    Path(args.out + ".md").write_text("<!-- bash experiments/collectors/unet_cross.sh 0 1 2 && "
-                                      ".venv/bin/python experiments/collectors/unet_cross.py -->\n" + text)
+    Path(args.out + ".md").write_text("<!-- .venv/bin/python experiments/collectors/unet_cross.py, over the runs of "
+                                      "unet_cross.sh (commands: results.md) -->\n" + text)
     print(text)
 
 
