@@ -65,12 +65,12 @@ def extract(root: str, size: int) -> dict:
     from rustlab.data.cache import load_decoded
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
+    from rustlab.data.transforms import normalize
     from rustlab.registry import create_model
 
     net = create_model("effnet-lite0", weights="package", image_size=size, channels_last=True).eval()
     rule = create_model("colour-rule").eval()
-    mean = torch.tensor(net.config.mean).view(1, 3, 1, 1)
-    std = torch.tensor(net.config.std).view(1, 3, 1, 1)
+    lite = {"mean": net.config.mean, "std": net.config.std}  # the Lite weights' input scaling
     crop = CropEach(size)
     acts = {}
     for i in range(7):
@@ -84,7 +84,7 @@ def extract(root: str, size: int) -> dict:
             decoded, rows, start = load_decoded(examples, size), {}, time.perf_counter()
             with torch.no_grad():
                 for i in range(0, len(decoded), 64):
-                    x = net._input((decoded.images[i:i + 64].float() / 255 - mean) / std)
+                    x = net._input(normalize(decoded.images[i:i + 64], **lite))
                     head = net.backbone.forward_features(x)
                     for key, value in acts.items():
                         rows.setdefault(key, []).append(pooled(value))
@@ -96,7 +96,7 @@ def extract(root: str, size: int) -> dict:
             table[(name, split)]["labels"] = (decoded.labels == source.rust_index).long()
             if split != "test":  # the crop lever: one random zoomed-in crop of every training photo
                 with torch.no_grad():
-                    crops = [pooled_blocks(net, acts, (crop(decoded.images[i:i + 64]).float() / 255 - mean) / std)
+                    crops = [pooled_blocks(net, acts, normalize(crop(decoded.images[i:i + 64]), **lite))
                              for i in range(0, len(decoded), 64)]
                 table[(name, split)]["crop_b4_b5"] = torch.cat(crops)
             print(f"{name} {split}: {len(decoded)} photos, {time.perf_counter() - start:.1f} s", flush=True)

@@ -39,11 +39,10 @@ def extract(root: str, size: int, limit: int = 0) -> dict:
     from rustlab.data.cache import load_decoded
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
+    from rustlab.data.transforms import normalize
     from rustlab.registry import create_model
 
     net = create_model("effnet-lite0", weights="package", image_size=size, channels_last=True).eval()
-    mean = torch.tensor(net.config.mean).view(1, 3, 1, 1)
-    std = torch.tensor(net.config.std).view(1, 3, 1, 1)
     acts = {}
     for i in (4, 5):
         net.backbone.blocks[i].register_forward_hook(lambda m, inp, out, i=i: acts.__setitem__(i, out))
@@ -59,7 +58,8 @@ def extract(root: str, size: int, limit: int = 0) -> dict:
             probe, cells, rust = [], [], []
             with torch.no_grad():
                 for i in range(0, len(decoded), 64):
-                    net.backbone.forward_features(net._input((decoded.images[i:i + 64].float() / 255 - mean) / std))
+                    net.backbone.forward_features(net._input(normalize(decoded.images[i:i + 64], net.config.mean,
+                                                                      net.config.std)))
                     b4, b5 = acts[4], acts[5]
                     probe.append(torch.cat([pooled(b4), pooled(b5)], 1))
                     grid = b4.shape[-1]

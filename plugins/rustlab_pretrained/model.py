@@ -244,13 +244,13 @@ class EffNetLiteClassifier(_Pretrained):
         as decoded, not augmented) through the frozen backbone, then logistic regression on them
         (``probe.fit_logistic``) written into the classifier layer. ``labels``: class indices
         (-1 = unknown, left out); ``sample_weight``: per-image weights (the trainer's --balance)."""
+        from rustlab.data.transforms import normalize
         from rustlab_pretrained.probe import fit_logistic
 
         mode = self.training
         self.eval()
-        mean = torch.tensor(self.config.mean, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.config.std, device=images.device).view(1, 3, 1, 1)
-        features = torch.cat([self.features((images[i:i + batch_size].float() / 255 - mean) / std).float().cpu()
+        mean, std = self.config.mean, self.config.std
+        features = torch.cat([self.features(normalize(images[i:i + batch_size], mean, std)).float().cpu()
                               for i in range(0, len(images), batch_size)])
         self.train(mode)
         weight, bias = fit_logistic(features, labels, self.config.num_classes, self.config.head_l2, sample_weight)
