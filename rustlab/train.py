@@ -136,7 +136,10 @@ class _Run:
         seed_everything(cfg.seed)
 
         # rank 0 decodes and fills the cache; the others then read it instead of decoding again
-        self.data = data = dist.main_first(lambda: prepare_data(cfg, task, image_size, log=log))
+        # a classifier whose closed-form fit learns from masks (e.g. rust cells) gets the training split's
+        train_masks = bool(getattr(base_config, "fit_uses_masks", False))
+        self.data = data = dist.main_first(lambda: prepare_data(cfg, task, image_size, log=log,
+                                                                train_masks=train_masks))
         if state is not None and data.fingerprint != state.checkpoint_meta.get("data", {}).get("fingerprint"):
             raise RustlabError(f"--resume {self.folder}: --data {cfg.data} changed since the run started "
                                "(its files differ); resuming would mix two data sets")
@@ -247,11 +250,13 @@ class _Run:
 
             bar = tqdm(total=len(self.loader), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
         if self.closed_form:
-            from rustlab.training.data import balance_groups
+            from rustlab.training.data import balance_groups, image_sources
 
-            groups = balance_groups(self.data.decoded["train"], cfg.balance, self.data.splits["train"])
-            train_metrics = fit_closed_form(self.model, self.data.decoded["train"], task, self.device,
-                                            self.rust_index, self.preprocessing, cfg.amp, self.log, groups)
+            train, examples = self.data.decoded["train"], self.data.splits["train"]
+            train_metrics = fit_closed_form(self.model, train, task, self.device, self.rust_index,
+                                            self.preprocessing, cfg.amp, self.log,
+                                            balance_groups(train, cfg.balance, examples),
+                                            image_sources(train, examples))
         else:
             train_metrics = train_one_epoch(self.step, self.loader, self.rust_index, bar, dist=dist, stop=stopper)
         if bar is not None:

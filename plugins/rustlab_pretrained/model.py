@@ -52,6 +52,14 @@ class EffNetLiteConfig:
     # (L2-regularised logistic regression on standardised features; no epochs, no randomness).
     head_fit: str = "sgd"
     head_l2: float = 0.01  # the logistic head's L2 penalty (on standardised features)
+    # With feature_blocks and the logistic head: a rust-cell detector learnt from the training
+    # photos' segmentation masks, stacked on the head's call (cells.py). The trainer then decodes
+    # the training split's masks for this classifier (``fit_uses_masks``).
+    rust_cells: bool = False
+
+    @property
+    def fit_uses_masks(self) -> bool:
+        return bool(self.rust_cells)
 
     def __post_init__(self):
         _check_common(self)
@@ -72,6 +80,8 @@ class EffNetLiteConfig:
             raise ValueError(f"head_l2 must be > 0, got {self.head_l2!r}")
         if self.head_fit == "logistic":
             self.freeze_backbone = True  # a closed-form head needs features that do not move
+        if self.rust_cells and (self.head_fit != "logistic" or not self.feature_blocks or self.num_classes != 2):
+            raise ValueError("rust_cells needs head_fit='logistic', feature_blocks and num_classes=2")
 
 
 @dataclass
@@ -86,6 +96,14 @@ class EffNetLiteProbeConfig(EffNetLiteConfig):
     freeze_backbone: bool = True
     dropout: float = 0.0  # nothing is stepped: dropout would only add noise at no benefit
     drop_path: float = 0.0
+
+
+@dataclass
+class EffNetLiteCellsConfig(EffNetLiteProbeConfig):
+    """``effnet-lite0-cells``: the probe, with rust cells learnt from the segmentation masks of the
+    training data stacked on its call (cells.py; experiments/collectors/results.md)."""
+
+    rust_cells: bool = True
 
 
 @dataclass
@@ -208,6 +226,10 @@ class EffNetLiteClassifier(_Pretrained):
         channels = [conv.out_channels for conv in channels]
         self.dropout = nn.Dropout(float(cfg.dropout))
         self.head = nn.Linear(2 * sum(channels), cfg.num_classes)  # mean and std of each block's channels
+        if cfg.rust_cells:
+            from rustlab_pretrained.cells import RustCells
+
+            self.cells = RustCells(sum(channels), cfg.num_classes)
         cut = tuple(f"blocks.{b}." for b in range(deepest + 1, LITE_BLOCKS))
         self._finish(cfg, unused=IMAGENET_HEAD + cut)
 
@@ -224,43 +246,74 @@ class EffNetLiteClassifier(_Pretrained):
         x = self._input(x)
         if not self.config.feature_blocks:
             return self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
-        net, pooled = self.backbone, []
+        return self._feature_maps(x)[0]
+
+    def _feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """The pooled features (N x D) and the feature_blocks' maps, shallowest first."""
+        net, pooled, maps = self.backbone, [], []
         x = net.bn1(net.conv_stem(x))
         for index, block in enumerate(net.blocks):
             x = block(x)
             if index in self.config.feature_blocks:
+                maps.append(x)
                 pooled += [x.mean((2, 3)), (x.var((2, 3), unbiased=False) + 1e-6).sqrt()]
-        return torch.cat(pooled, dim=1)
+        return torch.cat(pooled, dim=1), maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.config.feature_blocks:
             return self.backbone(self._input(x))
-        return self.head(self.dropout(self.features(x)))
+        if not self.config.rust_cells:
+            return self.head(self.dropout(self.features(x)))
+        from rustlab_pretrained.cells import cell_grid
+
+        pooled, maps = self._feature_maps(self._input(x))
+        return self.cells(cell_grid(maps), self.head(pooled))
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor, labels: torch.Tensor, rust_index: int = 1,
-            sample_weight: torch.Tensor | None = None, batch_size: int = 64) -> dict:
+            sample_weight: torch.Tensor | None = None, masks: torch.Tensor | None = None,
+            sources: list | None = None, batch_size: int = 64) -> dict:
         """The closed-form head (``head_fit = "logistic"``): features of ``images`` (uint8 N x 3 x H x W,
         as decoded, not augmented) through the frozen backbone, then logistic regression on them
         (``probe.fit_logistic``) written into the classifier layer. ``labels``: class indices
-        (-1 = unknown, left out); ``sample_weight``: per-image weights (the trainer's --balance)."""
+        (-1 = unknown, left out); ``sample_weight``: per-image weights (the trainer's --balance).
+        With ``rust_cells``, the cells are fitted too (cells.fit_cells), from ``masks`` (uint8
+        N x 1 x H x W, zero where a photo has none) and each image's source in ``sources``."""
         from rustlab.data.transforms import normalize
         from rustlab_pretrained.probe import fit_logistic
 
+        cells = self.config.rust_cells
+        if cells and masks is None:
+            raise ValueError("rust_cells: fit needs the training photos' masks")
         mode = self.training
         self.eval()
         mean, std = self.config.mean, self.config.std
-        features = torch.cat([self.features(normalize(images[i:i + batch_size], mean, std)).float().cpu()
-                              for i in range(0, len(images), batch_size)])
+        features, grids, grid_size = [], [], None
+        for i in range(0, len(images), batch_size):
+            x = self._input(normalize(images[i:i + batch_size], mean, std))
+            if cells:
+                from rustlab_pretrained.cells import cell_grid
+
+                pooled, maps = self._feature_maps(x)
+                grid = cell_grid(maps)
+                grid_size = tuple(grid.shape[-2:])
+                grids.append(grid.flatten(2).transpose(1, 2).half().cpu())  # N x cells x C; half: memory
+            else:
+                pooled = self.features(x)
+            features.append(pooled.float().cpu())
+        features = torch.cat(features)
         self.train(mode)
         weight, bias = fit_logistic(features, labels, self.config.num_classes, self.config.head_l2, sample_weight)
         layer = self.classifier()
         layer.weight.copy_(weight.to(layer.weight))
         layer.bias.copy_(bias.to(layer.bias))
-        known = labels.cpu() >= 0
-        predicted = (features @ weight.T + bias).argmax(1)
-        accuracy = float((predicted[known] == labels.cpu()[known]).float().mean())
-        return {"features": int(features.shape[1]), "l2": float(self.config.head_l2), "train_accuracy": accuracy}
+        info = {"features": int(features.shape[1]), "l2": float(self.config.head_l2)}
+        if cells:
+            from rustlab_pretrained.cells import fit_cells
+
+            info.update(fit_cells(self.cells, torch.cat(grids), grid_size, features, labels, rust_index, masks,
+                                  self.config.head_l2, sample_weight, sources))
+        return info
 
 
 class DecoderBlock(nn.Module):

@@ -25,9 +25,10 @@ class PreparedData:
         return [s for d in self.decoded.values() for s in d.skipped]
 
 
-def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
+def prepare_data(cfg, task, image_size: int, log=log_line, train_masks: bool = False) -> PreparedData:
     """Read ``cfg.data`` (and ``cfg.extra_data``), split it with the run's split seed and decode
-    every split at ``image_size`` (through the decode-once cache)."""
+    every split at ``image_size`` (through the decode-once cache). ``train_masks``: decode the
+    training split's masks even for a classifier (one whose closed-form fit learns from them)."""
     from rustlab.data.cache import load_decoded
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits, split_counts
@@ -50,7 +51,8 @@ def prepare_data(cfg, task, image_size: int, log=log_line) -> PreparedData:
     decoded = {}
     for name, examples in splits.items():
         if examples:
-            decoded[name] = load_decoded(examples, image_size, with_masks=task.target == "mask",
+            with_masks = task.target == "mask" or (train_masks and name == "train")
+            decoded[name] = load_decoded(examples, image_size, with_masks=with_masks,
                                          use_cache=cfg.cache, progress=sys.stderr.isatty())
             d = decoded[name]
             log(f"  {name}: {len(d)} decoded at {image_size}px in {d.seconds:.1f}s"
@@ -83,6 +85,12 @@ class TrainLoader:
         return iter(self.loader)
 
 
+def image_sources(decoded, examples) -> list:
+    """The source of every decoded item (``examples``: its split's Examples, matched by key)."""
+    source_of = {ex.key: ex.source for ex in examples}
+    return [source_of.get(key) for key in decoded.keys]
+
+
 def balance_groups(decoded, mode: str, examples=None) -> list | None:
     """The group of every decoded item that ``--balance mode`` makes equally likely; None: shuffle.
 
@@ -94,8 +102,7 @@ def balance_groups(decoded, mode: str, examples=None) -> list | None:
         return labels
     if examples is None:
         raise RustlabError(f"--balance {mode}: the training split's examples are needed to know each image's source")
-    source_of = {ex.key: ex.source for ex in examples}
-    sources = [source_of.get(key) for key in decoded.keys]
+    sources = image_sources(decoded, examples)
     return sources if mode == "sources" else list(zip(sources, labels))
 
 

@@ -101,14 +101,15 @@ def train_one_epoch(step: TrainStep, loader, rust_index: int, progress=None, dis
 
 
 def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing: dict, amp: bool = True,
-                    log=None, balance_groups=None) -> dict:
+                    log=None, balance_groups=None, sources=None) -> dict:
     """The training "epoch" of a model with nothing to step (e.g. the colour rule):
     ``model.fit(images, labels, rust_index)`` on the unaugmented training split, once. Returns
     its metrics there as the epoch's training metrics.
 
     ``balance_groups`` (the group of every image under the run's ``--balance``, or None) become
     per-image weights 1 / group size, passed as ``sample_weight`` to a ``fit`` that takes it: the
-    closed-form counterpart of the balanced sampler."""
+    closed-form counterpart of the balanced sampler. A ``fit`` that takes ``masks`` gets the split's
+    masks where they were decoded, and one that takes ``sources`` gets each image's source."""
     import inspect
 
     from rustlab.data.sampling import group_weights
@@ -120,6 +121,11 @@ def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing
             kwargs["sample_weight"] = group_weights(balance_groups)
         elif log is not None:
             log("note: this model's fit takes no sample weights; --balance does not apply to it")
+    takes = inspect.signature(model.fit).parameters
+    if "masks" in takes and decoded.masks is not None:
+        kwargs["masks"] = decoded.masks.to("cpu")
+    if "sources" in takes and sources is not None:
+        kwargs["sources"] = sources
     info = model.fit(decoded.images.to(device), decoded.labels.to(device), rust_index, **kwargs)
     if log is not None and isinstance(info, dict) and info:
         log("fit on the training split: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
