@@ -45,10 +45,11 @@ def models_cmd(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<16} {'task':<15} {'parameters':>12}  {'source':<18} description")
+    width = max([len("name")] + [len(r["name"]) for r in rows])  # plugin names may be long
+    click.echo(f"{'name':<{width}} {'task':<15} {'parameters':>12}  {'source':<18} description")
     for r in rows:
         p = f"{r['parameters']:,}" if isinstance(r["parameters"], int) else r["parameters"]
-        click.echo(f"{r['name']:<16} {r['task']:<15} {p:>12}  {r['source']:<18} {r['description']}")
+        click.echo(f"{r['name']:<{width}} {r['task']:<15} {p:>12}  {r['source']:<18} {r['description']}")
     for name, error in get_registry().failed_plugins.items():
         click.echo(f"warning: plugin {name!r} failed to load: {error}", err=True)
 

@@ -33,7 +33,7 @@ def paired_bootstrap(model_correct: dict, baseline_correct: dict, resamples: int
             "n": n}
 
 
-def _correct_by_key(cells) -> dict:
+def correct_by_key(cells) -> dict:
     """Image key -> share of the cells (seeds) that called it right."""
     votes: dict[str, list[int]] = {}
     for cell in cells:
@@ -66,7 +66,7 @@ def summarise(cells: list[dict], model: str, baseline: str) -> list[dict]:
         row = {"role": role, "data": data, "n": (mine or base)[0]["n"], "seeds": len(mine),
                "model": {m: _spread(_metric(c, m) for c in mine) for m in METRICS},
                "baseline": {m: _spread(_metric(c, m) for c in base) for m in METRICS}}
-        row["accuracy_gap"] = paired_bootstrap(_correct_by_key(mine), _correct_by_key(base)) if mine and base \
+        row["accuracy_gap"] = paired_bootstrap(correct_by_key(mine), correct_by_key(base)) if mine and base \
             else {"gap": None, "low": None, "high": None, "n": 0}
         rows.append(row)
     return rows
