@@ -6,7 +6,8 @@ see docs/pretrained.md."""
 from rustlab import hookimpl
 
 from rustlab_pretrained.model import (EffNetLiteCellsConfig, EffNetLiteConfig, EffNetLiteProbeConfig,
-                                      UNetEffNetLiteConfig, build_classifier, build_unet)
+                                      UNetEffNetLiteConfig, build_classifier)
+from rustlab_pretrained.unet import build_unet
 
 # tiny, random-init variants that train a step in well under a second on 2 cores
 SMOKE = {"weights": "none", "image_size": 32, "drop_path": 0.0}
