@@ -107,10 +107,10 @@ class _PipelineTuner:
 
     Every HOLD batches it measures again, inline first: it times a few batches and the model's
     share of them (the first batch after a change of setting is not timed, nor are batches that
-    still use files the threads decoded ahead). When decoding costs less than INLINE_SHARE of the model's time, decoding
-    inline is kept without trying the threaded settings; otherwise each is timed on the run
-    itself and the one with the most images per second is kept (what is faster changes with the
-    photos and with what else runs on the machine).
+    still use files the threads decoded ahead). When decoding costs less than INLINE_SHARE of the
+    model's time, decoding inline is kept without trying the threaded settings; otherwise each is
+    timed on the run itself and the one with the most images per second is kept (what is faster
+    changes with the photos and with what else runs on the machine).
 
     Measured on 2 idle cores (experiments/speed/folder_predict.md): a 12 MP JPEG costs ~10x the
     96 px CNN's forward, and decode threads ahead run at 1.7x the old loop; when the model's

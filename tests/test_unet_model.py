@@ -202,12 +202,14 @@ def test_float64():
 
 
 def test_padding_reflects_and_falls_back_to_replicate():
-    model = build_unet(UNetConfig(**TINY))  # pads to multiples of 4
+    from rustlab.padding import pad_to_multiple
+
+    multiple = 2 ** UNetConfig(**TINY).depth  # what the tiny U-Net pads its input to: 4
     x = torch.arange(5 * 6, dtype=torch.float32).reshape(1, 1, 5, 6)
-    padded = model._pad(x)
+    padded = pad_to_multiple(x, multiple)
     assert padded.shape[-2:] == (8, 8)
     torch.testing.assert_close(padded[..., 5:, :6], x[..., [3, 2, 1], :])  # mirrored, no zero band
-    tiny = model._pad(torch.ones(1, 1, 1, 1))  # too small to reflect 3 rows
+    tiny = pad_to_multiple(torch.ones(1, 1, 1, 1), multiple)  # too small to reflect 3 rows
     assert torch.equal(tiny, torch.ones(1, 1, 4, 4))
     x4 = x[..., :4, :4]
-    assert model._pad(x4) is x4  # already a multiple: untouched
+    assert pad_to_multiple(x4, multiple) is x4  # already a multiple: untouched

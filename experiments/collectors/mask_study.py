@@ -30,7 +30,6 @@ from feature_study import SOURCES, pooled, study_args, write_table
 from rustlab.bench.collectors_stats import paired_bootstrap
 
 CELL_L2 = 0.01
-TOP = 0.10  # share of the cells averaged for the "top 10%" summary
 NEG_CELL_SHARE = 0.25  # share of the clean photos' cells kept for the cell fit (memory, speed)
 
 
@@ -104,10 +103,12 @@ def cell_rows(table, names, splits, generator):
 
 
 def summaries(cells: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per image: the largest cell rust logit, the mean of the top 10%, the mean rust probability."""
+    """Per image: the largest cell rust logit, the mean of the top 10%, the mean rust probability
+    (the plugin's ``RustCells.summaries``, which effnet-lite0-cells computes the same way)."""
+    from rustlab_pretrained.cells import RustCells
+
     logit = torch.cat([(chunk.float() @ (w[1] - w[0]) + (b[1] - b[0])) for chunk in cells.split(256)])
-    k = max(1, int(TOP * logit.shape[1]))
-    return torch.stack([logit.max(1).values, logit.topk(k, 1).values.mean(1), torch.sigmoid(logit).mean(1)], 1)
+    return RustCells.summaries(logit)
 
 
 def image_rows(table, names, splits, w, b, use_probe: bool, use_cells: bool):

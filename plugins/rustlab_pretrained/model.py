@@ -279,6 +279,7 @@ class EffNetLiteClassifier(_Pretrained):
         With ``rust_cells``, the cells are fitted too (cells.fit_cells), from ``masks`` (uint8
         N x 1 x H x W, zero where a photo has none) and each image's source in ``sources``."""
         from rustlab.data.transforms import normalize
+        from rustlab_pretrained.cells import cell_grid, fit_cells
         from rustlab_pretrained.probe import fit_logistic
 
         cells = self.config.rust_cells
@@ -291,8 +292,6 @@ class EffNetLiteClassifier(_Pretrained):
         for i in range(0, len(images), batch_size):
             x = self._input(normalize(images[i:i + batch_size], mean, std))
             if cells:
-                from rustlab_pretrained.cells import cell_grid
-
                 pooled, maps = self._feature_maps(x)
                 grid = cell_grid(maps)
                 grid_size = tuple(grid.shape[-2:])
@@ -308,8 +307,6 @@ class EffNetLiteClassifier(_Pretrained):
         layer.bias.copy_(bias.to(layer.bias))
         info = {"features": int(features.shape[1]), "l2": float(self.config.head_l2)}
         if cells:
-            from rustlab_pretrained.cells import fit_cells
-
             info.update(fit_cells(self.cells, torch.cat(grids), grid_size, features, labels, rust_index, masks,
                                   self.config.head_l2, sample_weight, sources))
         return info

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rustlab.padding import pad_to_multiple
 from rustlab_pretrained.model import IMAGENET_HEAD, UNetEffNetLiteConfig, _Pretrained
 from rustlab_pretrained.weights import VARIANTS
 
@@ -84,7 +85,9 @@ class UNetEffNetLite(_Pretrained):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = self._input(self._pad(x))
+        # padded to a multiple of 32 (cropped back below): every stride-2 conv then sees an even
+        # size, so TF-"same" padding is the same at every input size and the skips line up exactly
+        x = self._input(pad_to_multiple(x, self.STRIDE))
         feats = self.backbone(x)
         y = self.bottleneck_dropout(feats[4])
         for block, skip in zip(self.decoder, feats[3::-1]):
@@ -92,18 +95,6 @@ class UNetEffNetLite(_Pretrained):
         y = self.head(y)  # stride 2: upsampling the logit is far cheaper than a full-size decoder level
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return y[..., :h, :w].contiguous()
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad bottom/right to a multiple of 32 (reflect, as rustlab's ``unet`` does; the output
-        is cropped back): every stride-2 conv then sees an even size, so TF-"same" padding is
-        the same at every input size and the decoder's skips line up exactly."""
-        m = self.STRIDE
-        h, w = x.shape[-2:]
-        ph, pw = -h % m, -w % m
-        if ph == 0 and pw == 0:
-            return x
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def build_unet(cfg: UNetEffNetLiteConfig) -> UNetEffNetLite:

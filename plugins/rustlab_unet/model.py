@@ -15,8 +15,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from rustlab.padding import pad_to_multiple
 
 UPSAMPLE_MODES = ("transpose", "bilinear")
 
@@ -112,7 +113,7 @@ class UNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected input (N, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        x = self._pad(x)
+        x = pad_to_multiple(x, 2**self.config.depth)  # the output is cropped back below
         skips = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
@@ -120,22 +121,6 @@ class UNet(nn.Module):
         for up in self.ups:
             x = up(x, skips.pop())
         return self.head(x)[..., :h, :w]
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad bottom/right to the next multiple of 2**depth (the output is cropped back).
-
-        Reflect rather than zero: a band of zeros is a strong artificial edge (a dark border,
-        not unlike a corroded rim) that the model would see and could learn; mirrored content
-        keeps the image statistics at the border. Reflect needs pad < size, so images smaller
-        than the pad (e.g. 1x1) fall back to replicate, which has no such limit.
-        """
-        m = 2**self.config.depth
-        h, w = x.shape[-2:]
-        ph, pw = -h % m, -w % m
-        if ph == 0 and pw == 0:
-            return x
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def build_unet(cfg: UNetConfig) -> UNet:
