@@ -7,11 +7,17 @@
 #   TAG=strong TRAIN="--augment strong" bash experiments/collectors/unet_cross.sh 0   (a lever: runs NAME_strong_sS)
 #   VARIANTS="corrosion-seg both" ...                          (only those training sets)
 #   python experiments/collectors/unet_cross.py                 (tables -> unet_cross.md/.json)
+#   TAG=px192-labelled TRAIN="--image-size 192 --extra-data /tmp/rustlab-unet-labelled" VARIANTS=corrosion-seg ...
+#     (the labelled corrosion-cls photos, no masks: experiments/unet/negatives.py --labelled, made here)
+# Every run is also scored by its image-level call on the labelled photos' validation split (a
+# validation measure of the call: no test photo of corrosion-cls is in that folder).
 # Resumable: a run whose evaluations exist is skipped.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 SHARED=${SHARED:-../shared/data}
 OUT=${OUT:-runs/unet_cross}
+LABELLED=${TMPDIR:-/tmp}/rustlab-unet-labelled
+python experiments/unet/negatives.py "$SHARED/corrosion-cls" "$LABELLED" --labelled
 SEEDS=${*:-0 1 2}
 for seed in $SEEDS; do
   for train in ${VARIANTS:-corrosion-seg pipe-seg both both-balanced}; do
@@ -29,5 +35,7 @@ for seed in $SEEDS; do
         > "$OUT/$name/eval_on_$held.json.tmp"
       mv "$OUT/$name/eval_on_$held.json.tmp" "$OUT/$name/eval_on_$held.json"
     done
+    nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$LABELLED" --split validation --json \
+      > "$OUT/$name/eval_labelled_validation.json"
   done
 done

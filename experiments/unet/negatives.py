@@ -1,8 +1,13 @@
-"""Link the corrosion-cls no_rust images of the publisher's train split into a folder.
+"""Link corrosion-cls photos into a folder (symlinks: no photo is copied anywhere).
 
-The U-Net's negatives must not include corrosion-cls' test images: that split scores the
-segmenter's image-level call afterwards. Symlinks, so no photo is copied anywhere.
-Usage: python experiments/unet/negatives.py CORROSION_CLS_DIR OUT_DIR
+- ``negatives.py CORROSION_CLS_DIR OUT_DIR``: the no_rust photos of the publisher's train split,
+  the U-Net's ``--negatives`` (empty masks);
+- ``negatives.py CORROSION_CLS_DIR OUT_DIR --labelled``: every other photo outside its test split
+  (rust/ of train and validation, no_rust/ of validation), a classification source for
+  ``--extra-data``: photos with a label and no mask, which the loss's image-level term learns from.
+
+Either way corrosion-cls' test split stays out: it scores the segmenter's image-level call
+afterwards, and the two folders share no photo.
 """
 
 import csv
@@ -10,14 +15,30 @@ import sys
 from pathlib import Path
 
 src, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
-out.mkdir(parents=True, exist_ok=True)
-for old in out.iterdir():
-    if old.is_symlink():
-        old.unlink()
+labelled = "--labelled" in sys.argv[3:]
+
+
+def wanted(row) -> str | None:
+    """The folder (under OUT_DIR) a manifest row goes to, or None."""
+    if row["author_split"] == "test":
+        return None
+    if not labelled:
+        return "." if row["label"] == "no_rust" and row["author_split"] == "train" else None
+    if row["label"] == "rust" or row["author_split"] != "train":
+        return row["label"]
+    return None
+
+
+for folder in (out / "rust", out / "no_rust", out) if labelled else (out,):
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_symlink():
+            old.unlink()
 n = 0
 with open(src / "manifest.csv", newline="") as fh:
     for row in csv.DictReader(fh):
-        if row["label"] == "no_rust" and row["author_split"] == "train":
-            (out / Path(row["file"]).name).symlink_to(src / row["file"])
+        folder = wanted(row)
+        if folder is not None:
+            (out / folder / Path(row["file"]).name).symlink_to(src / row["file"])
             n += 1
-print(f"{n} no_rust images (author_split train) linked in {out}", file=sys.stderr)
+print(f"{n} images linked in {out} ({'labelled: rust/, no_rust/' if labelled else 'negatives'})", file=sys.stderr)

@@ -34,6 +34,9 @@ class DecodedSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     from_cache: bool = False
     seconds: float = 0.0
+    # bool N: a rust photo without a drawn mask, served with a WEAK_RUST mask (segmentation
+    # trained on image labels too; set by the trainer's data step), or None
+    weak: "torch.Tensor | None" = None
 
     def __len__(self):
         return len(self.keys)

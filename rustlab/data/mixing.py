@@ -20,7 +20,7 @@ from rustlab.errors import DataError
 
 def source_record(source: Source, splits: dict) -> dict:
     """What a checkpoint keeps of one training source: enough to recompute its held-out split."""
-    return {"spec": source.spec, "fingerprint": source.fingerprint(),
+    return {"spec": source.spec, "fingerprint": source.fingerprint(), "masks": source.has_masks,
             "counts": {split: len(splits.get(split, [])) for split in ("train", "validation", "test")}}
 
 
@@ -38,6 +38,10 @@ def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_
             raise DataError(str(exc).replace("--data ", "--extra-data ", 1)) from None
         if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):
             raise DataError(f"--extra-data {spec}: classes {extra.class_names} do not match {main.class_names}")
+        unlabelled = sum(ex.label is None for ex in extra.examples)
+        if main.has_masks and not extra.has_masks and unlabelled:
+            raise DataError(f"--extra-data {spec}: without masks, its photos teach a segmenter through their "
+                            f"rust / no-rust labels, and {unlabelled} have none")
         extra_splits = assign_splits(extra, seed=seed)
         records.append(source_record(extra, extra_splits))
         added = {}

@@ -85,6 +85,8 @@ class DecodedDataset(Dataset):
         self.decoded = decoded
         self.target = target
         self.transform = transform
+        # rust photos without a drawn mask (DecodedSet.weak); other decoded-like sets have none
+        self.weak = getattr(decoded, "weak", None) if target == "mask" else None
 
     def __len__(self):
         return len(self.decoded)
@@ -104,6 +106,10 @@ class DecodedDataset(Dataset):
                 image = self.transform(tv_tensors.Image(image))
             image = image.as_subclass(torch.Tensor)
             target = target.as_subclass(torch.Tensor)
+        if self.weak is not None and bool(self.weak[i]):
+            from rustlab.tasks.segmentation_defaults import WEAK_RUST
+
+            target = torch.full_like(target, WEAK_RUST)  # after the crop: a weak mask has no geometry
         return image, target, self.decoded.labels[i]
 
 

@@ -37,6 +37,9 @@ class Task:
     name: str = ""
     target: str = "label"  # the column of the data the task trains on: "label" or "mask"
     requires_masks: bool = False  # a source without masks cannot train or score it (the data layer checks)
+    # an --extra-data source without masks may join training: its photos teach through their
+    # image labels alone (segmentation: rust somewhere in a rust photo, none in a no-rust one)
+    learns_from_image_labels: bool = False
     monitor: str = "accuracy"  # validation metric (higher is better) that picks the best checkpoint
     explainable: bool = False  # Grad-CAM heatmaps make sense (image-level logits per class)
     dense_output: bool = False  # outputs are per pixel: ONNX export keeps H and W dynamic

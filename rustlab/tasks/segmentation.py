@@ -6,6 +6,9 @@ are micro-averaged: TP/FP/FN are summed over every pixel of the split, then turn
 ratios once, so a large rust area weighs more than a speck and an image with no rust at all
 (a negative) still counts its false positives. The image-level call (for inspectors: "does
 this photo show rust?") is the rust area above a threshold chosen on validation.
+
+A rust photo without a drawn mask (from a classification source mixed into training) carries a
+``WEAK_RUST`` mask: the loss only asks that some of it be rust, and the pixel metrics skip it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class SegmentationTask(Task):
     name = "segmentation"
     target = "mask"
     requires_masks = True
+    learns_from_image_labels = True  # rust photos without masks: WEAK_RUST (segmentation_defaults)
     monitor = "iou"
     dense_output = True
 

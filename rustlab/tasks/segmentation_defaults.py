@@ -6,3 +6,9 @@ PIXEL_THRESHOLD = 0.5  # a pixel is rust when its probability is at least this
 DEFAULT_AREA_THRESHOLD = 0.005
 DEFAULT_SLOPE = 2.0  # logistic slope per decade of rust area, for the confidence before calibration
 AREA_FLOOR = 1e-4  # log10(area + floor): an empty mask maps to -4 instead of -inf
+
+# A mask pixel of this value: "this photo holds rust, nobody drew where" (a rust photo of an
+# --extra-data source without masks). It never reaches the pixel metrics; the loss asks only
+# that the photo's top WEAK_TOP_SHARE of pixels be rust, so its area passes the image-level call.
+WEAK_RUST = 2
+WEAK_TOP_SHARE = 0.02

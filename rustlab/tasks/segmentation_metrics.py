@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from rustlab.metrics import binary_metrics, roc_auc
-from rustlab.tasks.segmentation_defaults import AREA_FLOOR, DEFAULT_AREA_THRESHOLD, DEFAULT_SLOPE, PIXEL_THRESHOLD
+from rustlab.tasks.segmentation_defaults import (AREA_FLOOR, DEFAULT_AREA_THRESHOLD, DEFAULT_SLOPE, PIXEL_THRESHOLD,
+                                                 WEAK_RUST, WEAK_TOP_SHARE)
 
 DICE_SMOOTH = 1.0
 
@@ -24,12 +25,38 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 
     return 1.0 - (2.0 * inter + smooth) / (probs.sum() + t.sum() + smooth)
 
 
+def weak_images(targets: torch.Tensor) -> torch.Tensor:
+    """Per image: True where the mask only says "rust somewhere" (``WEAK_RUST``, no drawn mask)."""
+    return targets.flatten(1).amax(1) >= WEAK_RUST
+
+
+def top_share_logit(logits: torch.Tensor, share: float = WEAK_TOP_SHARE) -> torch.Tensor:
+    """Per image: the mean of its highest ``share`` of pixel logits (a soft "is any of it rust")."""
+    flat = logits.flatten(1)
+    k = max(1, round(share * flat.shape[1]))
+    return flat.topk(k, dim=1).values.mean(1)
+
+
 def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE (per pixel, mean) + soft Dice, in float32 even under autocast: fp16 sums over a
-    batch of masks overflow past 65504 and BCE's log saturates."""
+    """BCE + soft Dice over the drawn masks, in float32 even under autocast (fp16 sums over a
+    batch of masks overflow past 65504 and BCE's log saturates).
+
+    A rust photo without a drawn mask (``WEAK_RUST``) adds, instead, a multiple-instance term:
+    BCE pushing the mean of its top ``WEAK_TOP_SHARE`` pixel logits towards rust, weighted by
+    the share of such photos in the batch. The drawn masks' term keeps its full weight: photos
+    without masks add to what the masks teach, never dilute it."""
     logits = logits.float()
-    t = targets.float()
-    return F.binary_cross_entropy_with_logits(logits, t) + soft_dice_loss(logits, t)
+    weak = weak_images(targets)
+    if not bool(weak.any()):
+        t = targets.float()
+        return F.binary_cross_entropy_with_logits(logits, t) + soft_dice_loss(logits, t)
+    strong = ~weak
+    pooled = top_share_logit(logits[weak])
+    loss = weak.float().mean() * F.binary_cross_entropy_with_logits(pooled, torch.ones_like(pooled))
+    if bool(strong.any()):
+        drawn, t = logits[strong], targets[strong].float()
+        loss = loss + F.binary_cross_entropy_with_logits(drawn, t) + soft_dice_loss(drawn, t)
+    return loss
 
 
 def area_score(area: torch.Tensor) -> torch.Tensor:
@@ -46,15 +73,18 @@ def rust_probability(area: torch.Tensor, calibration: dict | None) -> torch.Tens
 
 
 def pixel_stats(logits: torch.Tensor, targets: torch.Tensor | None, threshold: float = PIXEL_THRESHOLD):
-    """(per-image rust area, per-image max probability, (tp, fp, fn) summed over the batch or None)."""
+    """(per-image rust area, per-image max probability, (tp, fp, fn) summed over the batch's drawn
+    masks, or None where it has none)."""
     probs = torch.sigmoid(logits.detach().float())
     pred = probs >= threshold
     area = pred.flatten(1).float().mean(1).cpu()
     max_prob = probs.flatten(1).amax(1).cpu()
     counts = None
     if targets is not None:
-        true = targets.detach().bool()
-        counts = (int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum()))
+        drawn = ~weak_images(targets.detach())  # a mask nobody drew has no pixels to score
+        if bool(drawn.any()):
+            pred, true = pred[drawn], targets.detach()[drawn] == 1
+            counts = (int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum()))
     return area, max_prob, counts
 
 

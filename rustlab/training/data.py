@@ -40,7 +40,7 @@ def prepare_data(cfg, task, image_size: int, log=log_line, train_masks: bool = F
     fingerprint, sources = source.fingerprint(), [source_record(source, splits)]
     if cfg.extra_data:
         fingerprint, extra = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed,
-                                               task.requires_masks)
+                                               task.requires_masks and not task.learns_from_image_labels)
         sources += extra
     log(f"data {cfg.data}: {len(source.examples)} images, classes {source.class_names} (rust = "
         f"{source.class_names[source.rust_index]!r})")
@@ -55,10 +55,13 @@ def prepare_data(cfg, task, image_size: int, log=log_line, train_masks: bool = F
             decoded[name] = load_decoded(examples, image_size, with_masks=with_masks,
                                          use_cache=cfg.cache, progress=sys.stderr.isatty())
             d = decoded[name]
+            if task.target == "mask":
+                d.weak = weak_rust(d, examples, source.rust_index)
             log(f"  {name}: {len(d)} decoded at {image_size}px in {d.seconds:.1f}s"
                 f"{' (cache)' if d.from_cache else ''}, {d.nbytes / 2**20:.1f} MiB"
                 f"{' read from the cache file per item' if d.on_disk else ''}"
-                f"{f', {len(d.skipped)} unreadable skipped' if d.skipped else ''}")
+                f"{f', {len(d.skipped)} unreadable skipped' if d.skipped else ''}"
+                f"{f', {int(d.weak.sum())} rust photos without masks (image label only)' if d.weak is not None else ''}")
     if "train" not in decoded or len(decoded["train"]) == 0:
         raise RustlabError(f"--data {cfg.data}: no readable training images")
     if "validation" not in decoded or len(decoded["validation"]) == 0:
@@ -83,6 +86,17 @@ class TrainLoader:
 
     def __iter__(self):
         return iter(self.loader)
+
+
+def weak_rust(decoded, examples, rust_index: int):
+    """bool N: the decoded rust photos that came without a mask (an --extra-data classification
+    source), which a segmenter learns from by their label alone; None where there are none."""
+    import torch
+
+    weak_keys = {ex.key for ex in examples if ex.mask is None and ex.label == rust_index}
+    if not weak_keys:
+        return None
+    return torch.tensor([key in weak_keys for key in decoded.keys], dtype=torch.bool)
 
 
 def image_sources(decoded, examples) -> list:
