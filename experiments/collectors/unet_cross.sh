@@ -11,7 +11,7 @@
 #     (the labelled corrosion-cls photos, no masks: experiments/unet/negatives.py --labelled, made here)
 # Every run is also scored by its image-level call on the labelled photos' validation split (a
 # validation measure of the call: no test photo of corrosion-cls is in that folder).
-# Resumable: a run whose evaluations exist is skipped.
+# Resumable: a run whose evaluations exist is not trained again.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
 SHARED=${SHARED:-../shared/data}
@@ -22,20 +22,24 @@ SEEDS=${*:-0 1 2}
 for seed in $SEEDS; do
   for train in ${VARIANTS:-corrosion-seg pipe-seg both both-balanced}; do
     name="${train}${TAG:+_$TAG}_s${seed}"
-    [ -f "$OUT/$name/eval_on_pipe-seg.json" ] && continue
-    case $train in
-      both) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg") ;;
-      both-balanced) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg" --balance sources) ;;
-      *) data=(--data "$SHARED/$train") ;;
-    esac
-    # shellcheck disable=SC2086  # TRAIN holds several flags
-    OUT=$OUT bash experiments/pretrained/run_unet.sh "$name" --seed "$seed" "${data[@]}" ${TRAIN:-}
-    for held in corrosion-seg pipe-seg; do  # written whole or not at all: a killed run is redone
-      nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$SHARED/$held" --split test --json \
-        > "$OUT/$name/eval_on_$held.json.tmp"
-      mv "$OUT/$name/eval_on_$held.json.tmp" "$OUT/$name/eval_on_$held.json"
-    done
-    nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$LABELLED" --split validation --json \
-      > "$OUT/$name/eval_labelled_validation.json"
+    if [ ! -f "$OUT/$name/eval_on_pipe-seg.json" ]; then
+      case $train in
+        both) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg") ;;
+        both-balanced) data=(--data "$SHARED/corrosion-seg" --data "$SHARED/pipe-seg" --balance sources) ;;
+        *) data=(--data "$SHARED/$train") ;;
+      esac
+      # shellcheck disable=SC2086  # TRAIN holds several flags
+      OUT=$OUT bash experiments/pretrained/run_unet.sh "$name" --seed "$seed" "${data[@]}" ${TRAIN:-}
+      for held in corrosion-seg pipe-seg; do  # written whole or not at all: a killed run is redone
+        nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$SHARED/$held" --split test --json \
+          > "$OUT/$name/eval_on_$held.json.tmp"
+        mv "$OUT/$name/eval_on_$held.json.tmp" "$OUT/$name/eval_on_$held.json"
+      done
+    fi
+    if [ ! -f "$OUT/$name/eval_labelled_validation.json" ]; then  # also scores runs made before it existed
+      nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$LABELLED" --split validation --json \
+        > "$OUT/$name/eval_labelled_validation.json.tmp"
+      mv "$OUT/$name/eval_labelled_validation.json.tmp" "$OUT/$name/eval_labelled_validation.json"
+    fi
   done
 done
