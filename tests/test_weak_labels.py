@@ -107,7 +107,7 @@ def test_a_segmenter_trains_on_masks_and_on_labelled_photos(labelled_photos, tmp
     assert row["n"] > 0 and "accuracy" in row and "iou" not in row
 
 
-def test_labelled_photos_without_labels_are_refused_in_one_line(monkeypatch):
+def test_a_maskless_extra_source_without_labels_is_refused(monkeypatch):
     import rustlab.data.mixing as mixing
     from rustlab.data.records import Example, Source
     from rustlab.errors import DataError
