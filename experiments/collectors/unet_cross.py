@@ -16,7 +16,7 @@ TRAINED = {"corrosion-seg": "corrosion-seg", "pipe-seg": "pipe-seg", "both": "bo
            "both-balanced": "both, `--balance sources`"}
 HELD = ("corrosion-seg", "pipe-seg")
 # Rows whose seconds were measured on a busy machine (results.md says how): marked, never compared.
-TIMING_NOTES = {"corrosion-seg_px256": "contended", "corrosion-seg_px192-labelled": "CPU steal",
+TIMING_NOTES = {"corrosion-seg_px256": "seed 0 contended; seeds 1-2 on idle cores: 650, 592", "corrosion-seg_px192-labelled": "CPU steal",
                 "corrosion-seg_px192-labelled-per-image-loss": "CPU steal"}
 
 
