@@ -11,12 +11,12 @@ Prints a markdown table: scored source, role, n, before, after (mean (range) ove
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from rustlab.bench.collectors_stats import correct_by_key, paired_bootstrap
+from rustlab.bench.collectors_report import format_gap, format_spread
+from rustlab.bench.collectors_stats import correct_by_key, paired_bootstrap, spread
 
 
 def scored_cells(folder: str, model: str) -> dict:
@@ -29,10 +29,8 @@ def scored_cells(folder: str, model: str) -> dict:
     return found
 
 
-def spread(cells) -> str:
-    values = [c["accuracy"] for c in cells]
-    text = f"{statistics.fmean(values):.3f}"
-    return text + (f" ({min(values):.3f}-{max(values):.3f})" if len(values) > 1 and max(values) > min(values) else "")
+def accuracy(cells) -> str:
+    return format_spread(spread(c["accuracy"] for c in cells))
 
 
 def main(before_dir: str, before_model: str, after_dir: str, after_model: str) -> None:
@@ -42,8 +40,8 @@ def main(before_dir: str, before_model: str, after_dir: str, after_model: str) -
     for role in ("held-out collector", "own test split"):
         for key in [k for k in after if k[1] == role and k in before]:
             gap = paired_bootstrap(correct_by_key(after[key]), correct_by_key(before[key]))
-            print(f"| {key[0]} | {role} | {gap['n']} | {spread(before[key])} | {spread(after[key])} | "
-                  f"{100 * gap['gap']:+.1f} [{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}] |")
+            print(f"| {key[0]} | {role} | {gap['n']} | {accuracy(before[key])} | {accuracy(after[key])} | "
+                  f"{format_gap(gap)} |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ def _name(spec: str) -> str:
     return Path(str(spec).rstrip("/")).name or str(spec)
 
 
-def _cell(spread: dict) -> str:
+def format_spread(spread: dict) -> str:
+    """``collectors_stats.spread`` as "mean (min-max)", the range left out where the seeds agree."""
     if spread["mean"] is None:
         return "-"
     if spread["max"] - spread["min"] < 5e-4:
@@ -20,7 +21,8 @@ def _cell(spread: dict) -> str:
     return f"{spread['mean']:.3f} ({spread['min']:.3f}-{spread['max']:.3f})"
 
 
-def _gap(gap: dict) -> str:
+def format_gap(gap: dict) -> str:
+    """A paired-bootstrap gap in points with its 95% interval."""
     if gap["gap"] is None:
         return "-"
     return f"{100 * gap['gap']:+.1f} [{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}]"
@@ -39,9 +41,9 @@ def format_markdown(report: dict) -> str:
     for row in report["rows"]:
         for who in ("model", "baseline"):
             label = plan["model"] if who == "model" else plan["baseline"]
-            gap = _gap(row["accuracy_gap"]) if who == "model" else ""
+            gap = format_gap(row["accuracy_gap"]) if who == "model" else ""
             lines.append(f"| {_name(row['data'])} | {row['role']} | {row['n']} | {label} | "
-                         + " | ".join(_cell(row[who][m]) for m in METRICS) + f" | {gap} |")
+                         + " | ".join(format_spread(row[who][m]) for m in METRICS) + f" | {gap} |")
     lines += ["", "Held-out collector: trained on every other source (train + validation), scored on all of it. "
               "Own test split: trained on every source, scored on that source's held-out test split."]
     return "\n".join(lines) + "\n"

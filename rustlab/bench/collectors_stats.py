@@ -10,7 +10,8 @@ METRICS = ("accuracy", "recall", "specificity", "f1", "roc_auc")
 RESAMPLES = 2000
 
 
-def _spread(values) -> dict:
+def spread(values) -> dict:
+    """Mean, min and max of the values that are not None (all None where there are none)."""
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "min": None, "max": None}
@@ -64,8 +65,8 @@ def summarise(cells: list[dict], model: str, baseline: str) -> list[dict]:
         mine = [c for c in cells if c["role"] == role and c["data"] == data and c["model"] == model]
         base = [c for c in cells if c["role"] == role and c["data"] == data and c["model"] == baseline]
         row = {"role": role, "data": data, "n": (mine or base)[0]["n"], "seeds": len(mine),
-               "model": {m: _spread(_metric(c, m) for c in mine) for m in METRICS},
-               "baseline": {m: _spread(_metric(c, m) for c in base) for m in METRICS}}
+               "model": {m: spread(_metric(c, m) for c in mine) for m in METRICS},
+               "baseline": {m: spread(_metric(c, m) for c in base) for m in METRICS}}
         row["accuracy_gap"] = paired_bootstrap(correct_by_key(mine), correct_by_key(base)) if mine and base \
             else {"gap": None, "low": None, "high": None, "n": 0}
         rows.append(row)
