@@ -18,7 +18,8 @@ HELD = ("corrosion-seg", "pipe-seg")
 # Rows whose seconds were measured on a busy machine (results.md says how): marked, never compared.
 TIMING_NOTES = {"corrosion-seg_px256": "seed 0 contended; seeds 1-2 on idle cores: 650, 592", "corrosion-seg_px192-labelled": "CPU steal",
                 "corrosion-seg_px192-labelled-per-image-loss": "CPU steal",
-                "pipe-seg_px192-labelled": "seeds 0 and 2 shared the cores with a one-minute script"}
+                "pipe-seg_px192-labelled": "seeds 0 and 2 shared the cores with a one-minute script",
+                "corrosion-seg_px192-lite2": "seed 0 shared the cores with a two-minute script"}
 
 
 def read(path: Path) -> list[dict]:
