@@ -20,16 +20,20 @@ def _smoke(model: str) -> dict:
     return dict(get_model_spec(model).smoke_config)
 
 
+def _registered() -> list[str]:
+    from rustlab.registry import list_models
+
+    return [spec.name for spec in list_models()]
+
+
 @cuda_only
-@pytest.mark.parametrize("model", ["cnn", "unet"])
+@pytest.mark.parametrize("model", _registered())
 def test_train_one_epoch_and_predict_on_cuda_with_amp(tmp_path, model):
+    """Every registered model (tiny config), as the registry-wide CPU tests in tests/ do."""
     from rustlab.config import TrainConfig
     from rustlab.predict import Predictor
-    from rustlab.registry import get_registry
     from rustlab.train import train
 
-    if model not in get_registry().models:
-        pytest.skip(f"model plugin {model!r} is not installed")
     cfg = TrainConfig(model=model, data="builtin:48", epochs=1, batch_size=16, device="cuda", amp=True,
                       model_config=_smoke(model), out=str(tmp_path), name="gpu")
     result = train(cfg, log=lambda *_: None)

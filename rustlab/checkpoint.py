@@ -115,10 +115,14 @@ def load_checkpoint(path, prefix: str = "model.") -> tuple[dict, dict]:
     return selected, meta
 
 
-def build_model_from_checkpoint(path):
-    """(model with weights loaded, in eval mode; metadata). Validates plugin, config and shapes."""
+def build_model_from_checkpoint(path, tta: str | None = None):
+    """(model with weights loaded, in eval mode; metadata). Validates plugin, config and shapes.
+
+    A per-pixel model comes wrapped in its test-time flips (rustlab.tta): the checkpoint's ``tta``
+    unless ``tta`` names another mode; ``meta["tta"]`` says which was used."""
     from rustlab.errors import RustlabError
-    from rustlab.registry import get_model_spec
+    from rustlab.registry import get_model_spec, get_task
+    from rustlab.tta import check_mode, with_test_time_flips
 
     state, meta = load_checkpoint(path)
     try:
@@ -147,7 +151,14 @@ def build_model_from_checkpoint(path):
         raise CheckpointError(f"{meta['path']}: weights do not match the model config ({detail})")
     model.load_state_dict(state)
     model.eval()
-    return model, meta
+    try:
+        dense = get_task(meta["task"]).dense_output
+    except (RustlabError, KeyError):
+        raise CheckpointError(f"{meta['path']}: unknown task {meta.get('task')!r} (damaged metadata?)") from None
+    recorded = meta.get("tta", "none")  # checkpoints from before test-time flips have none
+    check_mode(recorded, dense, where=f"{meta['path']}: recorded tta")
+    meta["tta"] = check_mode(tta or recorded, dense)
+    return with_test_time_flips(model, meta["tta"]).eval(), meta
 
 
 def _first_line(exc) -> str:

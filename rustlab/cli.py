@@ -13,6 +13,7 @@ import sys
 import click
 
 from rustlab.cli_output import EXIT_PARTIAL, fail, print_metrics_table, report_skipped, write_reliability_plots
+from rustlab.config import TTA_MODE_NAMES
 
 
 
@@ -75,6 +76,9 @@ def models_cmd(as_json):
               help="Seed of the seeded train/validation/test splits. [default: --seed]")
 @click.option("--image-size", type=int, default=None, help="Input size in pixels. [default: the model's]")
 @click.option("--augment", type=click.Choice(["none", "light", "standard", "strong"]), default=None)
+@click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
+              help="Segmenters: average the mask over flipped copies when scoring and predicting "
+                   "(recorded in the checkpoint). [default: none]")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes. [default: 0]")
 @click.option("--out", default=None, help="Parent folder of run folders. [default: runs]")
@@ -119,11 +123,13 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 @click.option("--split", type=click.Choice(["test", "validation", "train", "all"]), default="test", show_default=True,
               help="'all' scores every image, for a set the model never saw.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
+              help="Segmenters: test-time flips. [default: the checkpoint's]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the reliability diagrams (reliability-<split>[-<data>].png). "
                    "[default: the checkpoint's folder]")
-def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
+def evaluate_cmd(checkpoint, data, split, device, tta, as_json, plots_dir):
     """Accuracy, precision, recall, F1 (rust positive), ROC-AUC, confusion matrix and calibration (ECE)."""
     from pathlib import Path
 
@@ -141,7 +147,7 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
         from rustlab.evaluate import training_sources
 
         data = tuple(training_sources(read_metadata(checkpoint))) or (None,)
-    results = [evaluate_checkpoint(checkpoint, d, split, device) for d in data]
+    results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta) for d in data]
     write_reliability_plots(results, given or ([r["data"] for r in results] if len(results) > 1 else []), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -164,6 +170,8 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
                    "Exactly one of --checkpoint and --onnx.")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE|FOLDER...")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
+              help="Segmenters (with --checkpoint): test-time flips. [default: the checkpoint's]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -175,7 +183,8 @@ def evaluate_cmd(checkpoint, data, split, device, as_json, plots_dir):
               help="With --results: skip the files already in it and append the rest.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Threads decoding ahead of the model (0: decode between batches). [default: cores, at most 4]")
-def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_dir, results_path, resume, workers):
+def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json, out_dir, results_path, resume,
+                workers):
     """Label and confidence for each image, one line each (plus rust area % for segmentation models).
 
     Photos decode in parallel with the model; a progress bar with img/s shows on a terminal.
@@ -186,6 +195,8 @@ def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_
         raise click.UsageError("give exactly one of --checkpoint and --onnx")
     if resume and results_path is None:
         raise click.UsageError("--resume continues a --results file; give --results FILE")
+    if tta is not None and onnx_path is not None:
+        raise click.UsageError("--tta applies to --checkpoint; an ONNX model's flips are fixed at export")
     if onnx_path is not None:
         from rustlab.onnx_predict import OnnxPredictor
 
@@ -193,7 +204,7 @@ def predict_cmd(checkpoint, onnx_path, images, device, batch_size, as_json, out_
     else:
         from rustlab.predict import Predictor
 
-        predictor = Predictor(checkpoint, device=device)
+        predictor = Predictor(checkpoint, device=device, tta=tta)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
                 results_path=results_path, resume=resume, workers=workers)
 

@@ -12,6 +12,7 @@ from rustlab.errors import RustlabError
 
 
 BALANCE_MODES = ("none", "classes", "sources", "sources+classes")
+TTA_MODE_NAMES = ("none", "hflip", "hvflip")  # test-time flips of a per-pixel model (rustlab.tta)
 
 
 @dataclass
@@ -48,6 +49,9 @@ class TrainConfig:
     name: str | None = None  # run folder name; default <model>-<timestamp>
     cache: bool = True  # reuse decoded images across runs
     model_config: dict = field(default_factory=dict)  # overrides of the plugin's config
+    # test-time flips of a per-pixel model (rustlab.tta): none | hflip | hvflip, recorded in the
+    # checkpoint and used by the final calibration and test pass, evaluate, predict, export, GUI
+    tta: str = "none"
 
     def __post_init__(self):
         # a TOML string or a CLI tuple: always a list of sources
@@ -87,6 +91,7 @@ class TrainConfig:
             (self.balance in BALANCE_MODES, f"--balance must be one of {', '.join(BALANCE_MODES)}"),
             (self.channels_last in ("auto", True, False), "channels_last must be auto, true or false"),
             (self.data not in self.extra_data, f"--data {self.data}: given twice"),
+            (self.tta in TTA_MODE_NAMES, f"--tta must be one of {', '.join(TTA_MODE_NAMES)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -85,13 +85,14 @@ def _recorded_fingerprint(meta: dict, spec: str) -> str | None:
 
 
 def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test", device: str = "auto",
-                        batch_size: int = 64, log=None, per_image: bool = False) -> dict:
+                        batch_size: int = 64, log=None, per_image: bool = False, tta: str | None = None) -> dict:
     """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: its main training source).
 
     The split is recomputed with the training run's split seed, so `test` is the same held-out set the
     trainer scored, for the main source and for every extra source alike. ``all`` scores every image
     (for a set the model never saw). ``per_image``: also ``per_image`` rows (key, rust, predicted_rust,
-    rust_probability), e.g. for paired comparisons of two models on the same images.
+    rust_probability), e.g. for paired comparisons of two models on the same images. ``tta``: a
+    segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's.
     """
     from rustlab.checkpoint import build_model_from_checkpoint
     from rustlab.data.cache import load_decoded
@@ -103,7 +104,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     if split not in EVAL_SPLITS:
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
     dev = resolve_device(device)
-    model, meta = build_model_from_checkpoint(checkpoint)
+    model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
     model.to(dev)
     task = get_task(meta["task"])
     train_args = meta.get("train_args", {})
@@ -149,6 +150,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         "task": meta["task"],
         "data": data,
         "split": split,
+        "tta": meta["tta"],
         "same_data_as_training": source.fingerprint() == _recorded_fingerprint(meta, data),
         "skipped": [{"file": k, "reason": r} for k, r in decoded.skipped],
         **metrics,

@@ -59,11 +59,13 @@ def onnx_metadata(meta: dict, target: str, dynamic_axes: dict) -> dict[str, str]
         "dynamic_axes": json.dumps(dynamic_axes),
         "source_checkpoint": f"{source.parent.name}/{source.name}",
         "epoch": str(meta.get("epoch", "")),
+        "tta": meta.get("tta", "none"),  # test-time flips, inside the graph (rustlab.tta)
     }
 
 
 def export_onnx(checkpoint, out=None, verify: bool = True) -> ExportResult:
-    """Write ``checkpoint`` as an ONNX model (dynamic batch; dynamic H/W for per-pixel tasks)."""
+    """Write ``checkpoint`` as an ONNX model (dynamic batch; dynamic H/W for per-pixel tasks). A
+    segmenter's test-time flips (its checkpoint's ``tta``) are part of the graph."""
     _require("onnxscript", "onnx")
     import torch
 

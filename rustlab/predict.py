@@ -19,13 +19,14 @@ __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict
 
 
 class Predictor:
-    def __init__(self, checkpoint, device: str = "auto"):
+    def __init__(self, checkpoint, device: str = "auto", tta: str | None = None):
+        """``tta``: a segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's."""
         from rustlab.checkpoint import build_model_from_checkpoint
         from rustlab.device import resolve_device
         from rustlab.registry import get_task
 
         self.device = resolve_device(device)
-        model, self.meta = build_model_from_checkpoint(checkpoint)
+        model, self.meta = build_model_from_checkpoint(checkpoint, tta=tta)
         self.model = model.to(self.device).eval()
         self.task = get_task(self.meta["task"])
         self.image_size = int(self.meta["preprocessing"]["image_size"])

@@ -78,6 +78,7 @@ def checkpoint_meta(spec, task, model, model_config, data, preprocessing: dict, 
                  "sources": data.sources},
         "train_args": cfg.to_dict(),
         "processes": world_size,
+        "tta": cfg.tta,
     }
     weights_source = getattr(model, "weights_source", None)  # a plugin's pretrained starting weights
     if weights_source:
@@ -97,10 +98,12 @@ def train(cfg: TrainConfig, log=log_line, resume=None, stop_event=None) -> RunRe
     """
     from rustlab import distributed
     from rustlab.registry import get_model_spec, get_task
+    from rustlab.tta import check_mode
 
     cfg.validate()
     spec = get_model_spec(cfg.model)
     task = get_task(spec.task)
+    check_mode(cfg.tta, task.dense_output)  # before any data is read: a classifier has no flips to average
     dist = distributed.setup(cfg.device)
     try:
         return _Run(cfg, spec, task, dist, log if dist.is_main else _quiet, resume).fit(stop_event)

@@ -46,6 +46,11 @@ def collect(runs: Path) -> dict:
         if labelled.is_file():
             row["labelled validation call"] = read(labelled)[0]["accuracy"]
         row["train s"] = int((run / "wall.txt").read_text().split()[1])
+        if (run / "eval_seg_validation_hvflip.json").is_file():  # test-time flips (unet_flips.sh)
+            flipped = [r for r in read(run / "eval_seg_validation_hvflip.json") if "iou" in r]
+            row["flips validation iou"] = sum(r["iou"] for r in flipped) / len(flipped)
+            for held in HELD:
+                row[f"flips iou {held}"] = read(run / f"eval_on_{held}_hvflip.json")[0]["iou"]
         out[match.group(1)].append(row)
     return out
 
@@ -60,6 +65,23 @@ def cell(rows: list[dict], key: str) -> str:
     return fmt.format(mean) + spread
 
 
+def label_of(name: str) -> str:
+    train, _, tag = name.partition("_")
+    return TRAINED.get(train, train) + (f", {tag}" if tag else "")
+
+
+def flips_table(results: dict) -> str:
+    """The runs scored again with test-time flips (rustlab.tta, hvflip), plain beside flipped."""
+    lines = ["| trained on | seeds | validation rust IoU, plain / flips | corrosion-seg test, plain / flips | "
+             "pipe-seg test, plain / flips |", "|---|---|---|---|---|"]
+    for name, rows in results.items():
+        if rows and all("flips validation iou" in r for r in rows):
+            lines.append(f"| {label_of(name)} | {len(rows)} | " + " | ".join(
+                f"{cell(rows, plain)} / **{cell(rows, 'flips ' + plain)}**"
+                for plain in ("validation iou", "iou corrosion-seg", "iou pipe-seg")) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict) -> str:
     lines = ["| trained on | seeds | rust IoU, corrosion-seg test | rust IoU, pipe-seg test | "
              "validation rust IoU (mean over its sources) | image call, labelled validation photos | "
@@ -72,8 +94,7 @@ def table(results: dict) -> str:
     for name in sorted(results, key=order):
         rows = results.get(name)
         if rows:
-            train, _, tag = name.partition("_")
-            label = TRAINED.get(train, train) + (f", {tag}" if tag else "")
+            label = label_of(name)
             seconds = cell(rows, "train s") + (f" ({TIMING_NOTES[name]})" if name in TIMING_NOTES else "")
             lines.append(f"| {label} | {len(rows)} | " + " | ".join(
                 cell(rows, k) for k in ("iou corrosion-seg", "iou pipe-seg", "validation iou", "labelled validation call",
@@ -87,7 +108,8 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/collectors/unet_cross")
     args = parser.parse_args()
     results = collect(Path(args.runs))
-    text = table(results)
+    text = table(results) + "\nWith test-time flips (`rustlab evaluate --tta hvflip`, experiments/collectors/unet_flips.sh):\n\n" \
+        + flips_table(results)
     Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
     Path(args.out + ".md").write_text("<!-- .venv/bin/python experiments/collectors/unet_cross.py, over the runs of "
                                       "unet_cross.sh (commands: results.md) -->\n" + text)

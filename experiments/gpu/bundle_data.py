@@ -5,12 +5,15 @@ recipes train at 160-224 px, so the models see nearly the same pixels as from th
 results made from this bundle say so.
 
 Usage (repo root): python experiments/gpu/bundle_data.py ../shared/data .gpu_data
+    [--max-side 256] [--quality 80] [--set corrosion-seg --set negatives=/tmp/rustlab-unet-negatives]
+(``--set NAME`` takes SRC/NAME; ``NAME=PATH`` any folder, e.g. the U-Net's negatives; default: the
+four shared sets.)
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
 from PIL import Image
@@ -19,10 +22,10 @@ MAX_SIDE = 224
 SETS = ("corrosion-cls", "metal-cls", "corrosion-seg", "pipe-seg")
 
 
-def shrink(src: Path, dst: Path, mask: bool) -> None:
+def shrink(src: Path, dst: Path, mask: bool, max_side: int = MAX_SIDE, quality: int = 85) -> None:
     img = Image.open(src)
     img.load()
-    scale = MAX_SIDE / max(img.size)
+    scale = max_side / max(img.size)
     if scale < 1:
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         img = img.resize(size, Image.NEAREST if mask else Image.LANCZOS)
@@ -30,21 +33,28 @@ def shrink(src: Path, dst: Path, mask: bool) -> None:
     if mask:
         img.save(dst.with_suffix(".png"))
     else:
-        img.convert("RGB").save(dst.with_suffix(".jpg"), quality=85)
+        img.convert("RGB").save(dst.with_suffix(".jpg"), quality=quality)
 
 
-def main(src_root: str, dst_root: str) -> None:
-    src_root, dst_root = Path(src_root), Path(dst_root)
-    for name in SETS:
-        src, dst = src_root / name, dst_root / name
-        for f in src.rglob("*"):
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("src_root", type=Path)
+    parser.add_argument("dst_root", type=Path)
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE)
+    parser.add_argument("--quality", type=int, default=85)
+    parser.add_argument("--set", dest="sets", action="append", default=None, metavar="NAME[=PATH]")
+    args = parser.parse_args()
+    for entry in args.sets or SETS:
+        name, _, path = entry.partition("=")
+        src, dst = (Path(path) if path else args.src_root / name), args.dst_root / name
+        for f in src.rglob("*"):  # a folder of links (negatives.py) is read through them
             rel = f.relative_to(src)
             if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                shrink(f, dst / rel, mask=rel.parts[0] == "masks")
+                shrink(f, dst / rel, rel.parts[0] == "masks", args.max_side, args.quality)
             elif f.is_file():
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, dst / rel)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main()

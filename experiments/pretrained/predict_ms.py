@@ -5,6 +5,7 @@ One warm-up call, then ``--repeats`` timed calls of ``Predictor.predict`` on one
 medians per checkpoint.
 
 Usage (repo root): python experiments/pretrained/predict_ms.py CKPT [CKPT ...] [--images DIR] [--repeats 30]
+    [--tta none|hflip|hvflip]   (a segmenter's test-time flips; default: each checkpoint's own)
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import time
 from pathlib import Path
 
 
-def warm_ms(checkpoint: str, images: list[Path], repeats: int) -> tuple[float, float]:
+def warm_ms(checkpoint: str, images: list[Path], repeats: int, tta: str | None = None) -> tuple[float, float]:
     """(median ms of ``Predictor.predict(path)``: decode + resize + forward + interpretation,
     median ms of the forward pass and interpretation alone on the preprocessed image)."""
     from rustlab.predict import Predictor
 
-    predictor = Predictor(checkpoint, device="cpu")
+    predictor = Predictor(checkpoint, device="cpu", tta=tta)
     predictor.predict(images[0])  # warm-up
     whole, model = [], []
     for i in range(repeats):
@@ -40,11 +41,12 @@ def main():
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--images", default="../shared/data/corrosion-cls/rust")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--tta", default=None)
     args = parser.parse_args()
     images = sorted(Path(args.images).glob("*.jpg"))[:10]
     for checkpoint in args.checkpoints:
-        whole, model = warm_ms(checkpoint, images, args.repeats)
-        print(f"{checkpoint}: warm predict {whole:.1f} ms/image with JPEG decode, {model:.1f} ms model only (medians)")
+        whole, model = warm_ms(checkpoint, images, args.repeats, args.tta)
+        print(f"{checkpoint}{f' (tta {args.tta})' if args.tta else ''}: warm predict {whole:.1f} ms/image with JPEG decode, {model:.1f} ms model only (medians)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""Inference-time levers for a trained segmenter, no retraining: the pixel threshold and flip
+test-time augmentation (the mean of the logits of the photo and its mirror image), scored as
+micro rust IoU on the validation and test splits that `rustlab evaluate` recomputes from the
+checkpoint (same split seed, same negatives).
+
+Usage (repo root):
+    python experiments/unet/inference_levers.py CKPT_DIR [CKPT_DIR ...] [--data ../shared/data/corrosion-seg]
+        [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from rustlab.checkpoint import build_model_from_checkpoint
+from rustlab.data.cache import load_decoded
+from rustlab.data.sources import load_source
+from rustlab.data.splits import assign_splits
+from rustlab.evaluate import iterate_outputs
+from rustlab.registry import get_task
+
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+FLIPS = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}  # dims of an N x C x H x W batch
+VIEWS = {"plain": ("none",), "hflip": ("none", "h"), "hvflip": ("none", "h", "v", "hv")}
+
+
+class Flipped(torch.nn.Module):
+    """The model's logits for the flipped photo, flipped back onto the photo's pixels."""
+
+    def __init__(self, model, dims):
+        super().__init__()
+        self.model, self.dims = model, dims
+
+    def forward(self, x):
+        return self.model(x.flip(self.dims)).flip(self.dims) if self.dims else self.model(x)
+
+
+def split_logits(model, meta, data: str, split: str, device: torch.device):
+    """(logits, masks) of one split, in order, as float32 on the CPU."""
+    task = get_task(meta["task"])
+    train_args = meta.get("train_args", {})
+    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
+    seed = int(train_args.get("split_seed", train_args.get("seed", 0)))
+    decoded = load_decoded(assign_splits(source, seed=seed)[split], int(meta["preprocessing"]["image_size"]),
+                           with_masks=True)
+    outs, masks = [], []
+    for outputs, targets, _ in iterate_outputs(model, decoded, task, device, meta["preprocessing"]):
+        outs.append(outputs.cpu())
+        masks.append(targets.cpu())
+    return torch.cat(outs), torch.cat(masks)
+
+
+def iou_at(logits: torch.Tensor, masks: torch.Tensor, threshold: float) -> float:
+    pred = torch.sigmoid(logits) >= threshold
+    true = masks == 1
+    tp, fp, fn = int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum())
+    return tp / (tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def levers(checkpoint: str, data: str | None, device: str = "cpu") -> dict:
+    model, meta = build_model_from_checkpoint(checkpoint)
+    device = torch.device(device)
+    model.to(device)
+    data = data or meta["data"]["spec"]
+    torch.manual_seed(0)
+    result = {}
+    for split in ("validation", "test"):
+        per_flip = {}
+        for name, dims in FLIPS.items():
+            per_flip[name], masks = split_logits(Flipped(model, dims), meta, data, split, device)
+        for view, names in VIEWS.items():
+            logits = torch.stack([per_flip[n] for n in names]).mean(0)  # the mean logit over the views
+            result[f"{view}/{split}"] = {str(t): iou_at(logits, masks, t) for t in THRESHOLDS}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--data", default=None, help="default: the checkpoint's main training source")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args()
+    everything = {}
+    for checkpoint in args.checkpoints:
+        everything[checkpoint] = result = levers(checkpoint, args.data, args.device)
+        for key, row in result.items():
+            print(f"{checkpoint} {key:18s} " + " ".join(f"{t}:{v:.4f}" for t, v in row.items()), flush=True)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(everything, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
