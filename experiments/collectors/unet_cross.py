@@ -19,7 +19,8 @@ HELD = ("corrosion-seg", "pipe-seg")
 TIMING_NOTES = {"corrosion-seg_px256": "seed 0 contended; seeds 1-2 on idle cores: 650, 592", "corrosion-seg_px192-labelled": "CPU steal",
                 "corrosion-seg_px192-labelled-per-image-loss": "CPU steal",
                 "pipe-seg_px192-labelled": "seeds 0 and 2 shared the cores with a one-minute script",
-                "corrosion-seg_px192-lite2": "seed 0 shared the cores with a two-minute script"}
+                "corrosion-seg_px192-lite2": "seed 0 shared the cores with a two-minute script",
+                "corrosion-seg_px256-e12": "seed 0's first epoch shared the cores with tests and an evaluation"}
 
 
 def read(path: Path) -> list[dict]:
@@ -46,7 +47,8 @@ def collect(runs: Path) -> dict:
         if labelled.is_file():
             row["labelled validation call"] = read(labelled)[0]["accuracy"]
         row["train s"] = int((run / "wall.txt").read_text().split()[1])
-        if (run / "eval_seg_validation_hvflip.json").is_file():  # test-time flips (unet_flips.sh)
+        flip_files = [run / "eval_seg_validation_hvflip.json"] + [run / f"eval_on_{h}_hvflip.json" for h in HELD]
+        if all(f.is_file() for f in flip_files):  # test-time flips (unet_flips.sh), once all are written
             flipped = [r for r in read(run / "eval_seg_validation_hvflip.json") if "iou" in r]
             row["flips validation iou"] = sum(r["iou"] for r in flipped) / len(flipped)
             for held in HELD:
