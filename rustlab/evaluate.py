@@ -95,42 +95,17 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's.
     """
     from rustlab.checkpoint import build_model_from_checkpoint
-    from rustlab.data.cache import load_decoded
-    from rustlab.data.sources import load_source
-    from rustlab.data.splits import assign_splits
     from rustlab.device import resolve_device
-    from rustlab.registry import get_task
 
     if split not in EVAL_SPLITS:
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
     dev = resolve_device(device)
     model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
     model.to(dev)
-    task = get_task(meta["task"])
-    train_args = meta.get("train_args", {})
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
-    # the task decides whether and how it scores data without masks (a segmenter: its image-level call)
-    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
-    try:
-        task = task.for_source(source.has_masks)
-    except RustlabError as exc:
-        raise RustlabError(f"--data {data}: {exc}") from None
-    if split == "all":
-        examples = source.examples
-    else:
-        split_seed = train_args.get("split_seed")  # None (or a run from before it existed): the seed
-        seed = int(train_args.get("seed", 0) if split_seed is None else split_seed)
-        examples = assign_splits(source, seed=seed)[split]
-    if not examples:
-        raise RustlabError(f"--data {data}: the {split} split is empty (try --split all)")
-    size = int(meta["preprocessing"]["image_size"])
-    decoded = load_decoded(examples, size, with_masks=task.target == "mask")
-    if len(decoded) == 0:
-        raise RustlabError(f"--data {data}: no readable images in the {split} split")
-    decoded.labels = _model_labels(decoded.labels, source.class_names, source.rust_index,
-                                   meta["class_names"], meta["rust_index"])
+    task, source, decoded = checkpoint_split(meta, data, split)
     rows = []
 
     def keep(outputs, labels):
@@ -155,3 +130,36 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         "skipped": [{"file": k, "reason": r} for k, r in decoded.skipped],
         **metrics,
     }
+
+
+def checkpoint_split(meta: dict, data: str, split: str):
+    """(task, source, DecodedSet) of ``split`` of ``data`` as the checkpoint's training run cut it:
+    its split seed, its negatives where ``data`` is its main source, decoded at its input size and
+    labelled with its classes. The task is the checkpoint's, as it scores this source (a segmenter
+    scores a source without masks by its image-level call)."""
+    from rustlab.data.cache import load_decoded
+    from rustlab.data.sources import load_source
+    from rustlab.data.splits import assign_splits
+    from rustlab.registry import get_task
+
+    train_args = meta.get("train_args", {})
+    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
+    try:
+        task = get_task(meta["task"]).for_source(source.has_masks)
+    except RustlabError as exc:
+        raise RustlabError(f"--data {data}: {exc}") from None
+    if split == "all":
+        examples = source.examples
+    else:
+        split_seed = train_args.get("split_seed")  # None (or a run from before it existed): the seed
+        seed = int(train_args.get("seed", 0) if split_seed is None else split_seed)
+        examples = assign_splits(source, seed=seed)[split]
+    if not examples:
+        raise RustlabError(f"--data {data}: the {split} split is empty (try --split all)")
+    size = int(meta["preprocessing"]["image_size"])
+    decoded = load_decoded(examples, size, with_masks=task.target == "mask")
+    if len(decoded) == 0:
+        raise RustlabError(f"--data {data}: no readable images in the {split} split")
+    decoded.labels = _model_labels(decoded.labels, source.class_names, source.rust_index,
+                                   meta["class_names"], meta["rust_index"])
+    return task, source, decoded

@@ -8,13 +8,8 @@
 set -uo pipefail
 T0=$(date +%s)
 left() { echo $(( ${BUDGET:-560} - ($(date +%s) - T0) )); }
-SITE=/tmp/rustlab-site
-mkdir -p "$SITE/rustlab-0.1.0.dist-info"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
-printf 'Metadata-Version: 2.1\nName: rustlab\nVersion: 0.1.0\n' > "$SITE/rustlab-0.1.0.dist-info/METADATA"
-printf '[rustlab.plugins]\ncnn = rustlab_cnn\nunet = rustlab_unet\ncolour-rule = rustlab_colour\npretrained = rustlab_pretrained\n' \
-  > "$SITE/rustlab-0.1.0.dist-info/entry_points.txt"
-export PYTHONPATH="$SITE:$PWD:$PWD/plugins" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 RUSTLAB_CACHE=/tmp/rl-cache
+. experiments/gpu/device_env.sh || exit 1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 RUSTLAB_CACHE=/tmp/rl-cache
 R="python3 -m rustlab"
 D=.gpu_data
 W=/tmp/gpu-runs

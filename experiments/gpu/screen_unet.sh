@@ -24,13 +24,7 @@ OUT=${OUT:-/tmp/screen-out}
 mkdir -p "$OUT"
 PY=${PY:-python3}
 if [ "${SETUP:-1}" = 1 ]; then  # a bare GPU machine: rustlab from the checkout, carried wheels
-  SITE=/tmp/rustlab-site
-  mkdir -p "$SITE/rustlab-0.1.0.dist-info"
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
-  printf 'Metadata-Version: 2.1\nName: rustlab\nVersion: 0.1.0\n' > "$SITE/rustlab-0.1.0.dist-info/METADATA"
-  printf '[rustlab.plugins]\ncnn = rustlab_cnn\nunet = rustlab_unet\ncolour-rule = rustlab_colour\npretrained = rustlab_pretrained\n' \
-    > "$SITE/rustlab-0.1.0.dist-info/entry_points.txt"
-  export PYTHONPATH="$SITE:$PWD:$PWD/plugins"
+  . experiments/gpu/device_env.sh || exit 1
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 RUSTLAB_CACHE=${RUSTLAB_CACHE:-/tmp/rl-cache}
 DEVICE=${DEVICE:-cuda}

@@ -14,13 +14,7 @@ OUT=${OUT:-experiments/speed/gpu}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 if [ "${RUSTLAB_DEVICE_SETUP:-0}" = 1 ]; then
-  SITE=/tmp/rustlab-site
-  mkdir -p "$SITE/rustlab-0.1.0.dist-info"
-  [ -d .whl ] && $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl
-  printf 'Metadata-Version: 2.1\nName: rustlab\nVersion: 0.1.0\n' > "$SITE/rustlab-0.1.0.dist-info/METADATA"
-  printf '[rustlab.plugins]\ncnn = rustlab_cnn\nunet = rustlab_unet\ncolour-rule = rustlab_colour\n' \
-    > "$SITE/rustlab-0.1.0.dist-info/entry_points.txt"
-  export PYTHONPATH="$SITE:$PWD:$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
+  . experiments/gpu/device_env.sh optional
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 RUSTLAB_CACHE=${RUSTLAB_CACHE:-/tmp/rustlab-gpu-cache}
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"

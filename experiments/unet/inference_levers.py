@@ -16,19 +16,15 @@ import json
 import torch
 
 from rustlab.checkpoint import build_model_from_checkpoint
-from rustlab.data.cache import load_decoded
-from rustlab.data.sources import load_source
-from rustlab.data.splits import assign_splits
-from rustlab.evaluate import iterate_outputs
-from rustlab.registry import get_task
+from rustlab.evaluate import checkpoint_split, iterate_outputs
+from rustlab.tta import TTA_MODES
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
-FLIPS = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}  # dims of an N x C x H x W batch
-VIEWS = {"plain": ("none",), "hflip": ("none", "h"), "hvflip": ("none", "h", "v", "hv")}
 
 
 class Flipped(torch.nn.Module):
-    """The model's logits for the flipped photo, flipped back onto the photo's pixels."""
+    """The model's logits for the flipped photo, flipped back onto the photo's pixels (one view of
+    rustlab.tta.FlipAverage, kept apart so that every mode's mean is made of the same passes)."""
 
     def __init__(self, model, dims):
         super().__init__()
@@ -38,19 +34,18 @@ class Flipped(torch.nn.Module):
         return self.model(x.flip(self.dims)).flip(self.dims) if self.dims else self.model(x)
 
 
-def split_logits(model, meta, data: str, split: str, device: torch.device):
-    """(logits, masks) of one split, in order, as float32 on the CPU."""
-    task = get_task(meta["task"])
-    train_args = meta.get("train_args", {})
-    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
-    seed = int(train_args.get("split_seed", train_args.get("seed", 0)))
-    decoded = load_decoded(assign_splits(source, seed=seed)[split], int(meta["preprocessing"]["image_size"]),
-                           with_masks=True)
-    outs, masks = [], []
-    for outputs, targets, _ in iterate_outputs(model, decoded, task, device, meta["preprocessing"]):
-        outs.append(outputs.cpu())
-        masks.append(targets.cpu())
-    return torch.cat(outs), torch.cat(masks)
+def view_logits(model, meta, data: str, split: str, device: torch.device) -> tuple[dict, torch.Tensor]:
+    """({flip dims: logits} for the photo and every mirror image any mode uses, masks) of one split,
+    in order, as float32 on the CPU; the split is decoded once."""
+    task, _, decoded = checkpoint_split(meta, data, split)
+    views = {}
+    for dims in [()] + sorted({d for flips in TTA_MODES.values() for d in flips}):
+        outs, masks = [], []
+        for outputs, targets, _ in iterate_outputs(Flipped(model, dims), decoded, task, device, meta["preprocessing"]):
+            outs.append(outputs.cpu())
+            masks.append(targets.cpu())
+        views[dims] = torch.cat(outs)
+    return views, torch.cat(masks)
 
 
 def iou_at(logits: torch.Tensor, masks: torch.Tensor, threshold: float) -> float:
@@ -61,19 +56,18 @@ def iou_at(logits: torch.Tensor, masks: torch.Tensor, threshold: float) -> float
 
 
 def levers(checkpoint: str, data: str | None, device: str = "cpu") -> dict:
-    model, meta = build_model_from_checkpoint(checkpoint)
+    model, meta = build_model_from_checkpoint(checkpoint, tta="none")
     device = torch.device(device)
     model.to(device)
     data = data or meta["data"]["spec"]
     torch.manual_seed(0)
     result = {}
     for split in ("validation", "test"):
-        per_flip = {}
-        for name, dims in FLIPS.items():
-            per_flip[name], masks = split_logits(Flipped(model, dims), meta, data, split, device)
-        for view, names in VIEWS.items():
-            logits = torch.stack([per_flip[n] for n in names]).mean(0)  # the mean logit over the views
-            result[f"{view}/{split}"] = {str(t): iou_at(logits, masks, t) for t in THRESHOLDS}
+        views, masks = view_logits(model, meta, data, split, device)
+        for mode, flips in TTA_MODES.items():  # the mean logit over the photo and the mode's mirror images
+            logits = torch.stack([views[()]] + [views[d] for d in flips]).mean(0)
+            result[f"{'plain' if mode == 'none' else mode}/{split}"] = {str(t): iou_at(logits, masks, t)
+                                                                         for t in THRESHOLDS}
     return result
 
 
