@@ -79,6 +79,9 @@ def models_cmd(as_json):
 @click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
               help="Segmenters: average the mask over flipped copies when scoring and predicting "
                    "(recorded in the checkpoint). [default: none]")
+@click.option("--ema", type=float, default=None, metavar="DECAY",
+              help="Score and save a moving average of the weights, moved by 1-DECAY after every step "
+                   "(e.g. 0.98). [default: 0, off]")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N [default: auto]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes. [default: 0]")
 @click.option("--out", default=None, help="Parent folder of run folders. [default: runs]")

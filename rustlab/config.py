@@ -52,6 +52,9 @@ class TrainConfig:
     # test-time flips of a per-pixel model (rustlab.tta): none | hflip | hvflip, recorded in the
     # checkpoint and used by the final calibration and test pass, evaluate, predict, export, GUI
     tta: str = "none"
+    # weight averaging (rustlab.training.ema): decay per optimiser step of an exponential moving
+    # average of the weights, which validation, the checkpoints and the test pass use; 0 = off
+    ema: float = 0.0
 
     def __post_init__(self):
         # a TOML string or a CLI tuple: always a list of sources
@@ -92,6 +95,7 @@ class TrainConfig:
             (self.channels_last in ("auto", True, False), "channels_last must be auto, true or false"),
             (self.data not in self.extra_data, f"--data {self.data}: given twice"),
             (self.tta in TTA_MODE_NAMES, f"--tta must be one of {', '.join(TTA_MODE_NAMES)}"),
+            (0 <= self.ema < 1, "--ema must be in [0, 1) (the average's decay per step; 0 = off)"),
         ]
         for ok, message in checks:
             if not ok:

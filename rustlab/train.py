@@ -119,7 +119,8 @@ class _Run:
         from rustlab.errors import CheckpointError
         from rustlab.train_state import Progress, check_resumable, load_train_state, remove_stale_temp_files
         from rustlab.training import (RunFolder, TrainStep, build_model, build_train_loader, input_preprocessing,
-                                      is_closed_form, make_grad_scaler, make_optimizer, prepare_data)
+                                      is_closed_form, make_grad_scaler, make_optimizer, make_weight_average,
+                                      prepare_data)
 
         self.cfg, self.spec, self.task, self.dist, self.log = cfg, spec, task, dist, log
         self.device = device = dist.device
@@ -165,6 +166,17 @@ class _Run:
         else:
             model, net = dist.wrap(model)  # net: what trains (DDP when distributed); model: what is saved
         self.model = model
+        # what is scored and saved: the weight average under --ema, else the weights that train
+        self.average, self.scored = None, model
+        if cfg.ema and self.closed_form:
+            log("note: --ema averages the weights of stepped training; this model is fitted in closed form")
+        elif cfg.ema:
+            self.average = make_weight_average(model, cfg.ema)
+            if state is not None:
+                if state.average is None:
+                    raise CheckpointError(f"{state.path}: no weight average in it to resume --ema with")
+                self.average.load_state_dict(state.average)
+            self.scored = self.average.module
         self.loader = build_train_loader(data.decoded["train"], task, cfg, image_size, dist,
                                          pin_memory=device.type == "cuda", examples=data.splits["train"])
         self.optimizer, self.scheduler = make_optimizer(model, cfg, len(self.loader))
@@ -178,19 +190,20 @@ class _Run:
             except (ValueError, KeyError, TypeError, RuntimeError) as exc:
                 raise CheckpointError(f"{state.path}: optimizer state does not fit this model ({exc})") from None
         self.step = TrainStep(net, task, self.optimizer, self.scheduler, device, self.preprocessing, amp=cfg.amp,
-                              label_smoothing=cfg.label_smoothing, scaler=self.scaler, channels_last=channels_last)
+                              label_smoothing=cfg.label_smoothing, scaler=self.scaler, channels_last=channels_last,
+                              average=self.average)
         self.meta = checkpoint_meta(spec, task, model, model_config, data, self.preprocessing, cfg, dist.world_size)
         self.progress = state.progress if state is not None else Progress()
 
     def save_model(self, name: str, epoch: int, val_metrics) -> None:
-        self.folder.save_model(name, self.model, self.meta, epoch, val_metrics)
+        self.folder.save_model(name, self.scored, self.meta, epoch, val_metrics)
 
     def save_state(self) -> None:
         from rustlab.train_state import save_train_state
 
         save_train_state(self.folder.path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                          scaler=self.scaler, progress=self.progress, train_args=self.cfg.to_dict(),
-                         checkpoint_meta=self.meta, world_size=self.dist.world_size)
+                         checkpoint_meta=self.meta, world_size=self.dist.world_size, average=self.average)
 
     def evaluate(self, model, split: str, calibration=None, label_smoothing: float = 0.0) -> dict:
         from rustlab.evaluate import evaluate_decoded
@@ -267,7 +280,7 @@ class _Run:
         if train_metrics is None:
             return "interrupted"
         # rank 0 scores the whole validation split (what one process reports); all ranks get it
-        val_metrics = dist.from_main(lambda: self.evaluate(self.model, "validation",
+        val_metrics = dist.from_main(lambda: self.evaluate(self.scored, "validation",
                                                            label_smoothing=cfg.label_smoothing))
         row = {"epoch": epoch, **_scalar_metrics("train", train_metrics), **_scalar_metrics("val", val_metrics),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 3)}

@@ -1,7 +1,7 @@
 """Stopping and resuming training: the resumable state file and the signal handling around it.
 
 ``RUN_DIR/train_state.safetensors`` holds everything `rustlab train --resume RUN_DIR` needs:
-the model weights and the optimizer's tensors as safetensors, and in the JSON header the
+the model weights, the weight average's (``--ema``) and the optimizer's tensors as safetensors, and in the JSON header the
 optimizer's structure, the scheduler and grad-scaler state, the last completed epoch, the best
 validation metrics and epoch, the early-stopping counter and the metric history. Nothing is
 pickled and nothing is read with torch.load. It is written atomically (temp file + rename) once
@@ -59,6 +59,7 @@ class TrainState:
     scheduler: dict
     scaler: dict | None
     world_size: int = 1
+    average: dict | None = None  # the weight average's state (--ema), name -> tensor
 
 
 # --- JSON + tensors: optimizer and scheduler state dicts without pickle -----------------------
@@ -103,11 +104,13 @@ def _unpack(obj, tensors: dict):
 # --- save / load -----------------------------------------------------------------------------
 
 def save_train_state(run_dir, *, model, optimizer, scheduler, scaler, progress: Progress, train_args: dict,
-                     checkpoint_meta: dict, world_size: int = 1) -> Path:
-    """Write RUN_DIR/train_state.safetensors atomically."""
+                     checkpoint_meta: dict, world_size: int = 1, average=None) -> Path:
+    """Write RUN_DIR/train_state.safetensors atomically. ``average``: the run's WeightAverage, if any."""
     from rustlab.checkpoint import write_safetensors
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"average.{k}": v.detach().cpu().contiguous() for k, v in average.state_dict().items()})
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -157,7 +160,8 @@ def load_train_state(run_dir) -> TrainState:
             model={k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
             optimizer=_unpack(header["optimizer"], tensors), scheduler=_unpack(header["scheduler"], tensors),
             scaler=_unpack(header["scaler"], tensors) if header.get("scaler") else None,
-            world_size=int(header.get("world_size", 1)))
+            world_size=int(header.get("world_size", 1)),
+            average={k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")} or None)
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: incomplete training state (missing {exc})") from None
 

@@ -28,6 +28,16 @@ def read(path: Path) -> list[dict]:
     return data if isinstance(data, list) else [data]
 
 
+def scored(run: Path, base: str, tta: str) -> list[dict] | None:
+    """``base``.json's results if that evaluation ran with ``tta`` (runs from before flips record
+    none), else ``base``_``tta``.json's (unet_flips.sh), else None."""
+    main = read(run / f"{base}.json")
+    if main[0].get("tta", "none") == tta:
+        return main
+    other = run / f"{base}_{tta}.json"
+    return read(other) if other.is_file() else None
+
+
 def collect(runs: Path) -> dict:
     """train name -> list of per-seed dicts of the figures in the table."""
     out = defaultdict(list)
@@ -36,23 +46,23 @@ def collect(runs: Path) -> dict:
         if not match or not (run / "eval_on_pipe-seg.json").is_file():
             continue
         row = {"seed": int(match.group(2))}
-        for held in HELD:
-            (result,) = read(run / f"eval_on_{held}.json")
-            row[f"iou {held}"], row[f"n {held}"] = result["iou"], result["n"]
-        # every training source's validation split that has masks (a labelled-only source has no IoU)
-        validation = [r for r in read(run / "eval_seg_validation.json") if "iou" in r]
-        row["validation iou"] = sum(r["iou"] for r in validation) / len(validation)
+        # plain figures (no flips) and flipped ones, whichever the run's own evaluations hold
+        for prefix, tta in (("", "none"), ("flips ", "hvflip")):
+            tests = [scored(run, f"eval_on_{held}", tta) for held in HELD]
+            validation = scored(run, "eval_seg_validation", tta)
+            if validation is None or None in tests:
+                continue
+            for held, (result,) in zip(HELD, tests):
+                row[f"{prefix}iou {held}"], row[f"n {held}"] = result["iou"], result["n"]
+            # every training source's validation split that has masks (a labelled-only source has no IoU)
+            validation = [r for r in validation if "iou" in r]
+            row[f"{prefix}validation iou"] = sum(r["iou"] for r in validation) / len(validation)
+        # the call as the run's checkpoint makes it (its area threshold was fitted with its own flips)
         row["cls call"] = read(run / "eval_cls_test.json")[0]["accuracy"]
         labelled = run / "eval_labelled_validation.json"  # runs from before it was scored lack it
         if labelled.is_file():
             row["labelled validation call"] = read(labelled)[0]["accuracy"]
         row["train s"] = int((run / "wall.txt").read_text().split()[1])
-        flip_files = [run / "eval_seg_validation_hvflip.json"] + [run / f"eval_on_{h}_hvflip.json" for h in HELD]
-        if all(f.is_file() for f in flip_files):  # test-time flips (unet_flips.sh), once all are written
-            flipped = [r for r in read(run / "eval_seg_validation_hvflip.json") if "iou" in r]
-            row["flips validation iou"] = sum(r["iou"] for r in flipped) / len(flipped)
-            for held in HELD:
-                row[f"flips iou {held}"] = read(run / f"eval_on_{held}_hvflip.json")[0]["iou"]
         out[match.group(1)].append(row)
     return out
 

@@ -10,7 +10,8 @@
 #   TAG=px192-labelled TRAIN="--image-size 192 --extra-data /tmp/rustlab-unet-labelled" VARIANTS=corrosion-seg ...
 #     (the labelled corrosion-cls photos, no masks: experiments/unet/negatives.py --labelled, made here)
 # Every run is also scored by its image-level call on the labelled photos' validation split (a
-# validation measure of the call: no test photo of corrosion-cls is in that folder).
+# validation measure of the call: no test photo of corrosion-cls is in that folder), and on both
+# collectors' validation splits (a recipe change is checked there on the collector it did not train on).
 # Resumable: a run whose evaluations exist is not trained again.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
@@ -36,6 +37,13 @@ for seed in $SEEDS; do
         mv "$OUT/$name/eval_on_$held.json.tmp" "$OUT/$name/eval_on_$held.json"
       done
     fi
+    for held in corrosion-seg pipe-seg; do  # validation splits: where a recipe change is checked on the other collector
+      if [ ! -f "$OUT/$name/eval_on_${held}_validation.json" ]; then
+        nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$SHARED/$held" --split validation --json \
+          > "$OUT/$name/eval_on_${held}_validation.json.tmp"
+        mv "$OUT/$name/eval_on_${held}_validation.json.tmp" "$OUT/$name/eval_on_${held}_validation.json"
+      fi
+    done
     if [ ! -f "$OUT/$name/eval_labelled_validation.json" ]; then  # also scores runs made before it existed
       nice -n 5 rustlab evaluate -c "$OUT/$name" --data "$LABELLED" --split validation --json \
         > "$OUT/$name/eval_labelled_validation.json.tmp"

@@ -11,11 +11,13 @@ class TrainStep:
     ``step(images, targets)`` takes a uint8 batch and its targets and returns (outputs, targets,
     loss) on the device;
     ``check(bad) -> (bad, stop)`` (optional) lets the caller agree across processes, between the
-    loss and the backward pass, on a non-finite loss or a stop request (then it returns None)."""
+    loss and the backward pass, on a non-finite loss or a stop request (then it returns None).
+    ``average`` (a rustlab.training.ema.WeightAverage, optional) is updated after every step."""
 
     def __init__(self, net, task, optimizer, scheduler, device, preprocessing: dict, amp: bool = True,
-                 label_smoothing: float = 0.0, scaler=None, channels_last: bool = False):
+                 label_smoothing: float = 0.0, scaler=None, channels_last: bool = False, average=None):
         self.net, self.task, self.optimizer, self.scheduler = net, task, optimizer, scheduler
+        self.average = average
         self.device, self.amp, self.scaler = device, amp, scaler
         self.mean, self.std = preprocessing["mean"], preprocessing["std"]
         self.label_smoothing = label_smoothing
@@ -61,6 +63,8 @@ class TrainStep:
             loss.backward()
             self.optimizer.step()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update()
         return outputs, targets, loss
 
 

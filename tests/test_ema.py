@@ -1,0 +1,87 @@
+"""Weight averaging (--ema): the average's rule, what the run scores and saves, and --resume."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from conftest import TINY, run_cli
+
+
+def _config(tmp_path, name, model="cnn", epochs=3, ema=0.6):
+    from rustlab.config import TrainConfig
+
+    return TrainConfig(model=model, data="builtin:96", epochs=epochs, batch_size=16, seed=5, device="cpu",
+                       augment="light", out=str(tmp_path), name=name, ema=ema, model_config=dict(TINY[model]))
+
+
+def test_the_average_moves_by_one_minus_decay_per_step():
+    from rustlab.training import make_weight_average
+
+    layer = torch.nn.Linear(3, 2)
+    assert make_weight_average(layer, 0.0) is None
+    average = make_weight_average(layer, 0.75)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    average.update()  # the first update takes the weights as they are
+    torch.testing.assert_close(average.module.weight, torch.ones(2, 3))
+    with torch.no_grad():
+        layer.weight.fill_(5.0)
+    average.update()
+    torch.testing.assert_close(average.module.weight, torch.full((2, 3), 0.75 * 1.0 + 0.25 * 5.0))
+    assert layer.weight[0, 0] == 5.0, "averaging must not touch the weights that train"
+
+
+@pytest.mark.parametrize("model", ["cnn", "unet"])
+def test_a_run_scores_and_saves_the_average_not_the_last_step(tmp_path, model):
+    from safetensors.torch import load_file
+
+    from rustlab.checkpoint import read_metadata
+    from rustlab.train import train
+    from rustlab.train_state import load_train_state
+
+    result = train(_config(tmp_path, "avg", model=model, epochs=2), log=lambda *_: None)
+    saved = load_file(str(result.run_dir / "last.safetensors"))
+    state = load_train_state(result.run_dir)
+    assert state.average is not None and int(state.average["n_averaged"]) > 1
+    averaged = {k[len("module."):]: v for k, v in state.average.items() if k.startswith("module.")}
+    moved = 0
+    for key, tensor in saved.items():
+        key = key.removeprefix("model.")  # a checkpoint's weight names
+        torch.testing.assert_close(tensor, averaged[key])  # the checkpoint holds the average ...
+        if tensor.is_floating_point() and not torch.allclose(tensor, state.model[key]):
+            moved += 1  # ... which differs from the weights of the last step
+    assert moved > 0
+    assert read_metadata(result.run_dir / "best.safetensors")["train_args"]["ema"] == 0.6
+
+
+def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
+    from safetensors.torch import load_file
+
+    from rustlab.errors import Interrupted
+    from rustlab.train import train
+    from rustlab.train_state import resume_config
+
+    reference = train(_config(tmp_path, "reference", epochs=4), log=lambda *_: None)
+    stop = threading.Event()
+
+    def log(message):
+        if message.startswith("epoch 2/"):
+            stop.set()
+
+    with pytest.raises(Interrupted):
+        train(_config(tmp_path, "stopped", epochs=4), log=log, stop_event=stop)
+    run_dir = tmp_path / "stopped"
+    train(resume_config(run_dir), log=lambda *_: None, resume=run_dir)
+    for name in ("best.safetensors", "last.safetensors"):
+        ours, theirs = load_file(str(run_dir / name)), load_file(str(reference.run_dir / name))
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_decay_is_one_line(capsys):
+    code, _, err = run_cli(capsys, "train", "--model", "cnn", "--data", "builtin:32", "--ema", "1.5")
+    assert code != 0
+    assert "--ema must be in [0, 1)" in err and "Traceback" not in err
