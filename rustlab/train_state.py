@@ -1,12 +1,12 @@
 """Stopping and resuming training: the resumable state file and the signal handling around it.
 
 ``RUN_DIR/train_state.safetensors`` holds everything `rustlab train --resume RUN_DIR` needs:
-the model weights, the weight average's (``--ema``) and the optimizer's tensors as safetensors, and in the JSON header the
-optimizer's structure, the scheduler and grad-scaler state, the last completed epoch, the best
-validation metrics and epoch, the early-stopping counter and the metric history. Nothing is
-pickled and nothing is read with torch.load. It is written atomically (temp file + rename) once
-before the first epoch and after every epoch, so a kill at any instant leaves the previous
-complete state; a resume loses at most the epoch that was running.
+the model weights, their average (``--ema``) and the optimizer's tensors as safetensors, and in
+the JSON header the optimizer's structure, the scheduler and grad-scaler state, the last
+completed epoch, the best validation metrics and epoch, the early-stopping counter and the
+metric history. Nothing is pickled and nothing is read with torch.load. It is written
+atomically (temp file + rename) once before the first epoch and after every epoch, so a kill at
+any instant leaves the previous complete state; a resume loses at most the epoch that was running.
 
 RNG states are not stored because they are not needed: the trainer reseeds torch, numpy and
 python from (seed, epoch, rank) at the start of every epoch, the sampler permutes by
