@@ -68,6 +68,19 @@ def shared(name: str) -> Path:
     return path
 
 
+def assert_same_checkpoints(run_a: Path, run_b: Path) -> None:
+    """best/last.safetensors of two run folders hold the same tensors (float tolerance for the
+    thread pool's reduction order)."""
+    import torch
+    from safetensors.torch import load_file
+
+    for name in ("best.safetensors", "last.safetensors"):
+        ours, theirs = load_file(str(Path(run_a) / name)), load_file(str(Path(run_b) / name))
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """Run `rustlab ARGS` in-process: (exit code, stdout, stderr)."""
     from rustlab.cli import main

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import torch
-from conftest import TINY, run_cli
+from conftest import TINY, assert_same_checkpoints, run_cli
 
 
 def _config(tmp_path, name, model="cnn", epochs=3, ema=0.6):
@@ -57,8 +57,6 @@ def test_a_run_scores_and_saves_the_average_not_the_last_step(tmp_path, model):
 
 
 def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
-    from safetensors.torch import load_file
-
     from rustlab.errors import Interrupted
     from rustlab.train import train
     from rustlab.train_state import resume_config
@@ -74,11 +72,7 @@ def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
         train(_config(tmp_path, "stopped", epochs=4), log=log, stop_event=stop)
     run_dir = tmp_path / "stopped"
     train(resume_config(run_dir), log=lambda *_: None, resume=run_dir)
-    for name in ("best.safetensors", "last.safetensors"):
-        ours, theirs = load_file(str(run_dir / name)), load_file(str(reference.run_dir / name))
-        assert ours.keys() == theirs.keys()
-        for key in ours:
-            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+    assert_same_checkpoints(run_dir, reference.run_dir)
 
 
 def test_a_bad_decay_is_one_line(capsys):

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import TINY, run_cli
+from conftest import TINY, assert_same_checkpoints, run_cli
 
 # builtin:96 at 32 px: ~0.1 s per epoch on 2 cores, long enough to land a signal mid-run. The
 # light augmentation (random crops and flips) keeps randomness in play at a tenth of the cost of
@@ -118,13 +117,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, capsys
     assert_close_tree(_rows(run_dir), _rows(reference.run_dir))
     assert_close_tree(json.loads((run_dir / "test_metrics.json").read_text()),
                       json.loads((reference.run_dir / "test_metrics.json").read_text()))
-    from safetensors.torch import load_file
-
-    for name in ("best.safetensors", "last.safetensors"):
-        ours, theirs = load_file(str(run_dir / name)), load_file(str(reference.run_dir / name))
-        assert ours.keys() == theirs.keys()
-        for key in ours:
-            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+    assert_same_checkpoints(run_dir, reference.run_dir)
 
 
 def test_sigint_and_sigterm_save_state_and_say_how_to_resume(tmp_path):
