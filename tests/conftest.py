@@ -95,13 +95,13 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def train_tiny(model: str, out: Path, epochs: int = 2, data: str = TINY_DATA, **kw):
+def train_tiny(model: str, out: Path, epochs: int = 2, data: str = TINY_DATA, log=None, stop_event=None, **kw):
     from rustlab.config import TrainConfig
     from rustlab.train import train
 
     cfg = TrainConfig(model=model, data=data, epochs=epochs, batch_size=16, out=str(out), name=kw.pop("name", model),
                       model_config=tiny_config(model), device="cpu", **kw)
-    return train(cfg, log=lambda *_: None)
+    return train(cfg, log=log or (lambda *_: None), stop_event=stop_event)
 
 
 @pytest.fixture(scope="session")

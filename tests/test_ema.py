@@ -6,14 +6,9 @@ import threading
 
 import pytest
 import torch
-from conftest import TINY, assert_same_checkpoints, run_cli
+from conftest import assert_same_checkpoints, run_cli, train_tiny
 
-
-def _config(tmp_path, name, model="cnn", epochs=3, ema=0.6):
-    from rustlab.config import TrainConfig
-
-    return TrainConfig(model=model, data="builtin:96", epochs=epochs, batch_size=16, seed=5, device="cpu",
-                       augment="light", out=str(tmp_path), name=name, ema=ema, model_config=dict(TINY[model]))
+AVERAGED = {"seed": 5, "augment": "light", "ema": 0.6}  # light augmentation: randomness in play, cheaply
 
 
 def test_the_average_moves_by_one_minus_decay_per_step():
@@ -38,10 +33,9 @@ def test_a_run_scores_and_saves_the_average_not_the_last_step(tmp_path, model):
     from safetensors.torch import load_file
 
     from rustlab.checkpoint import read_metadata
-    from rustlab.train import train
     from rustlab.train_state import load_train_state
 
-    result = train(_config(tmp_path, "avg", model=model, epochs=2), log=lambda *_: None)
+    result = train_tiny(model, tmp_path, epochs=2, name="avg", **AVERAGED)
     saved = load_file(str(result.run_dir / "last.safetensors"))
     state = load_train_state(result.run_dir)
     assert state.average is not None and int(state.average["n_averaged"]) > 1
@@ -61,7 +55,7 @@ def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
     from rustlab.train import train
     from rustlab.train_state import resume_config
 
-    reference = train(_config(tmp_path, "reference", epochs=4), log=lambda *_: None)
+    reference = train_tiny("cnn", tmp_path, epochs=4, name="reference", **AVERAGED)
     stop = threading.Event()
 
     def log(message):
@@ -69,7 +63,7 @@ def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
             stop.set()
 
     with pytest.raises(Interrupted):
-        train(_config(tmp_path, "stopped", epochs=4), log=log, stop_event=stop)
+        train_tiny("cnn", tmp_path, epochs=4, name="stopped", log=log, stop_event=stop, **AVERAGED)
     run_dir = tmp_path / "stopped"
     train(resume_config(run_dir), log=lambda *_: None, resume=run_dir)
     assert_same_checkpoints(run_dir, reference.run_dir)

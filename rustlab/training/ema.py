@@ -22,9 +22,8 @@ class WeightAverage:
 
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the average's decay must be in (0, 1), got {decay}")
-        self.decay = float(decay)
         self.model = model  # the weights that train (not a DDP wrapper: its parameters are these)
-        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
         self.averaged.eval()
 
     @property
