@@ -107,6 +107,20 @@ def test_predict(benchmark, bench_settings, predict_images, speed_report, tmp_pa
     assert 0 < result.pil_ms and 0 < result.path_ms and result.folder_images_per_s > 0
 
 
+@pytest.mark.parametrize("model", ["unet", "effnet-lite0-cells", "unet-effnet-lite0"])
+def test_predict_batchnorm_fold(benchmark, bench_settings, tmp_path, model):
+    """The forward predict runs, BatchNorms folded (rustlab.batchnorm_fold) against unfolded."""
+    from rustlab.bench.speed_predict import measure_fold
+    from rustlab.registry import get_registry
+
+    if model not in get_registry().models:
+        pytest.skip(f"model plugin {model!r} is not installed")
+    config = {**({"weights": "none"} if "effnet" in model else {}), **bench_settings.model_configs.get(model, {})}
+    result = _once(benchmark, measure_fold, model, tmp_path, config, n=bench_settings.predict_n,
+                   warmup=min(bench_settings.warmup, 3), rounds=1 if bench_settings.tiny else 3)
+    assert result["folded_batchnorms"] > 0 and result["folded_ms"] > 0 and result["plain_ms"] > 0
+
+
 def test_startup(benchmark, bench_settings, predict_images, speed_report, tmp_path):
     from rustlab.bench.speed_predict import measure_startup, speed_checkpoint
 

@@ -35,11 +35,27 @@ class Predictor:
         from rustlab.layout import wants_channels_last
 
         # NHWC where it measured faster for this model (rustlab.layout); the numbers do not change
-        self.channels_last = wants_channels_last("auto", self.meta["model"], self.device, "predict")
-        if self.channels_last:
-            import torch
+        self.channels_last = False
+        if wants_channels_last("auto", self.meta["model"], self.device, "predict"):
+            self.use_channels_last()
+        else:
+            self.runner = self._folded()
 
-            self.model.to(memory_format=torch.channels_last)
+    def _folded(self):
+        """What ``forward`` runs: ``model`` with its BatchNorms folded into their convolutions
+        (rustlab.batchnorm_fold; the same outputs, faster). ``model`` itself stays as built, for
+        Grad-CAM, which reads a convolution's output before its BatchNorm."""
+        from rustlab.batchnorm_fold import fold_for_inference
+
+        return fold_for_inference(self.model, self.meta["preprocessing"], self.device, self.channels_last)
+
+    def use_channels_last(self) -> None:
+        """Run in NHWC layout from now on (the model and what ``forward`` runs)."""
+        import torch
+
+        self.channels_last = True
+        self.model.to(memory_format=torch.channels_last)
+        self.runner = self._folded()
 
     @property
     def name(self) -> str:
@@ -66,7 +82,7 @@ class Predictor:
             x = normalize(batch.to(self.device), pre["mean"], pre["std"])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return self.model(x).float()
+            return self.runner(x).float()
 
     def predict(self, image, name: str | None = None) -> Prediction:
         """Predict one image: a path, bytes or a PIL image. Raises ImageError for unreadable files."""

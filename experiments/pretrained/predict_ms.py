@@ -4,6 +4,9 @@ One warm-up call, then ``--repeats`` timed calls of ``Predictor.predict`` on one
 (decode, resize, forward, interpretation) and of the forward + interpretation alone. Prints the
 medians per checkpoint.
 
+A path ending in .onnx (from `rustlab export --format onnx`) is timed through onnxruntime, as
+`rustlab predict --onnx` serves it.
+
 Usage (repo root): python experiments/pretrained/predict_ms.py CKPT [CKPT ...] [--images DIR] [--repeats 30]
     [--tta none|hflip|hvflip]   (a segmenter's test-time flips; default: each checkpoint's own)
 """
@@ -19,9 +22,16 @@ from pathlib import Path
 def warm_ms(checkpoint: str, images: list[Path], repeats: int, tta: str | None = None) -> tuple[float, float]:
     """(median ms of ``Predictor.predict(path)``: decode + resize + forward + interpretation,
     median ms of the forward pass and interpretation alone on the preprocessed image)."""
-    from rustlab.predict import Predictor
+    if str(checkpoint).endswith(".onnx"):  # `rustlab predict --onnx`: onnxruntime, no torch in the path
+        from rustlab.onnx_predict import OnnxPredictor
 
-    predictor = Predictor(checkpoint, device="cpu", tta=tta)
+        predictor = OnnxPredictor(checkpoint, device="cpu")
+        interpret = predictor.task.interpret_numpy
+    else:
+        from rustlab.predict import Predictor
+
+        predictor = Predictor(checkpoint, device="cpu", tta=tta)
+        interpret = predictor.task.interpret
     predictor.predict(images[0])  # warm-up
     whole, model = [], []
     for i in range(repeats):
@@ -31,7 +41,7 @@ def warm_ms(checkpoint: str, images: list[Path], repeats: int, tta: str | None =
         whole.append(time.perf_counter() - start)
         tensor, _ = predictor.preprocess(path)
         start = time.perf_counter()
-        predictor.task.interpret(predictor.forward(tensor[None]), predictor.meta)
+        interpret(predictor.forward(tensor[None]), predictor.meta)
         model.append(time.perf_counter() - start)
     return 1000 * statistics.median(whole), 1000 * statistics.median(model)
 

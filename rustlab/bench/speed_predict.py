@@ -105,7 +105,7 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
 
     predictor = Predictor(speed_checkpoint(model, folder, model_config), device=device)
     if channels_last:
-        predictor.model = predictor.model.to(memory_format=torch.channels_last)
+        predictor.use_channels_last()
     cuda = predictor.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(predictor.device)
@@ -133,6 +133,33 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
     if cuda:
         result.gpu_memory_mib = round(torch.cuda.max_memory_allocated(predictor.device) / 2**20, 1)
     return result
+
+
+def measure_fold(model: str, folder, model_config: dict | None = None, n: int = 20, warmup: int = 3,
+                 rounds: int = 3, batch_size: int = 1) -> dict:
+    """The Predictor's forward on a uint8 batch (normalise, model, float) with its BatchNorms
+    folded (rustlab.batchnorm_fold, what predict runs) and unfolded, alternating in ``rounds``
+    rounds of ``n`` calls, so a host that speeds up or slows down meets both alike. Medians in ms
+    (the best round of each), how many BatchNorms were folded, and how busy the other cores were."""
+    import torch
+
+    from rustlab.predict import Predictor
+
+    predictor = Predictor(speed_checkpoint(model, folder, model_config), device="cpu")
+    folded, plain = predictor.runner, predictor.model
+    s = predictor.image_size
+    batch = torch.randint(0, 256, (int(batch_size), 3, s, s), dtype=torch.uint8)
+    best = {"folded": float("inf"), "plain": float("inf")}
+    meter = CpuMeter()
+    for _ in range(rounds):
+        for name, runner in (("plain", plain), ("folded", folded)):
+            predictor.runner = runner
+            timing = time_loop(lambda b: (predictor.forward(b), len(b))[1], itertools.repeat(batch), n, warmup)
+            best[name] = min(best[name], timing.median_ms)
+    predictor.runner = folded
+    return {"model": model, "image_size": s, "batch": int(batch_size), "plain_ms": round(best["plain"], 2),
+            "folded_ms": round(best["folded"], 2), "speedup": round(best["plain"] / best["folded"], 3),
+            "folded_batchnorms": int(getattr(folded, "folded_batchnorms", 0)), "others_cores": meter.others_cores()}
 
 
 # --- cold start ---------------------------------------------------------------------------------------
