@@ -46,12 +46,14 @@ def conv_batchnorm_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[
     def conv_hook(name):
         def hook(_module, _inputs, output):
             outputs.append(output)  # kept alive, so no later tensor reuses its id
-            produced[id(output)] = name
+            produced[id(output)] = (name, output._version)
         return hook
 
     def bn_hook(name):
         def hook(_module, inputs):
-            fed.setdefault(name, set()).add(produced.get(id(inputs[0])))
+            conv, version = produced.get(id(inputs[0]), (None, None))
+            # an in-place op between them (ReLU(inplace=True)) keeps the tensor, not its values
+            fed.setdefault(name, set()).add(conv if inputs[0]._version == version else None)
         return hook
 
     for name, module in model.named_modules():
@@ -60,8 +62,9 @@ def conv_batchnorm_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[
         elif isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
             hooks.append(module.register_forward_pre_hook(bn_hook(name)))
     try:
-        with torch.no_grad():
-            output = model(example)
+        # normal tensors even when called under inference_mode: those carry no version counter
+        with torch.inference_mode(False), torch.no_grad():
+            output = model(example.clone())
     finally:
         for hook in hooks:
             hook.remove()
