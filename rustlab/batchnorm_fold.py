@@ -29,7 +29,7 @@ AFTER_NORM = {"BatchNormAct2d": ("drop", "act")}
 
 def _replacement(bn: nn.Module) -> nn.Module | None:
     """What stays in a BatchNorm's place once its normalisation is in the convolution."""
-    if type(bn) in (nn.BatchNorm2d,):
+    if type(bn) is nn.BatchNorm2d:
         return nn.Identity()
     after = AFTER_NORM.get(type(bn).__name__)
     if after is None or not all(isinstance(getattr(bn, name, None), nn.Module) for name in after):
@@ -103,7 +103,7 @@ def _same(a, b) -> bool:
 def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """An eval-mode copy of ``model`` with every foldable BatchNorm folded into its convolution,
     or ``model`` itself when nothing folds or the copy's output on ``example`` (one input batch,
-    on the model's device) differs from the original's."""
+    on the model's device) differs from the original's. ``model`` is left in eval mode."""
     model.eval()
     with _exact_convolutions():
         pairs, expected = conv_batchnorm_pairs(model, example)

@@ -23,7 +23,8 @@ TIMING_NOTES = {"corrosion-seg_px256": "seed 0 contended; seeds 1-2 on idle core
                 "corrosion-seg_px256-e12": "seed 0's first epoch shared the cores with tests and an evaluation",
                 "pipe-seg_px192-ema": "shared the cores with a two-minute test run",
                 "both_px192-ema": "seed 1 shared the cores with the test suite",
-                "corrosion-seg_px192-ema-e12": "seed 0's second epoch shared the cores with a one-minute test run"}
+                "corrosion-seg_px192-ema-e12": "seed 0's second epoch shared the cores with a one-minute test run",
+                "both_px192-ema-e12": "seed 0 shared the cores with three sub-minute test runs at nice 10"}
 
 
 def read(path: Path) -> list[dict]:
