@@ -9,7 +9,7 @@ from torch import nn
 
 from rustlab.batchnorm_fold import fold_batchnorm
 from rustlab.registry import get_registry, get_task
-from tests.conftest import TINY, train_tiny
+from conftest import TINY, train_tiny
 
 
 def _randomise_batchnorms(model: nn.Module, seed: int = 0) -> int:

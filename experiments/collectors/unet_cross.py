@@ -21,7 +21,7 @@ TIMING_NOTES = {"corrosion-seg_px256": "seed 0 contended; seeds 1-2 on idle core
                 "pipe-seg_px192-labelled": "seeds 0 and 2 shared the cores with a one-minute script",
                 "corrosion-seg_px192-lite2": "seed 0 shared the cores with a two-minute script",
                 "corrosion-seg_px256-e12": "seed 0's first epoch shared the cores with tests and an evaluation",
-                "pipe-seg_px192-ema": "shared the cores with a two-minute test run",
+                "pipe-seg_px192-ema": "seed 0 shared the cores with a two-minute test run, seed 1 with a half-minute one",
                 "both_px192-ema": "seed 1 shared the cores with the test suite",
                 "corrosion-seg_px192-ema-e12": "seed 0's second epoch shared the cores with a one-minute test run",
                 "both_px192-ema-e12": "seed 0 shared the cores with three sub-minute test runs at nice 10"}
