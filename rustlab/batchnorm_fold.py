@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections import Counter
 
 import torch
 from torch import nn
@@ -69,9 +70,7 @@ def conv_batchnorm_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[
         for hook in hooks:
             hook.remove()
     pairs = [(next(iter(convs)), bn) for bn, convs in fed.items() if len(convs) == 1 and None not in convs]
-    feeds = {}
-    for conv, _ in pairs:
-        feeds[conv] = feeds.get(conv, 0) + 1
+    feeds = Counter(conv for conv, _ in pairs)
     return [(conv, bn) for conv, bn in pairs if feeds[conv] == 1], output
 
 

@@ -90,6 +90,11 @@ def sample_jpegs(data: str, folder, count: int = 32, size: int = 512) -> list[st
     return paths
 
 
+def forward_ms(predictor, batch, n: int, warmup: int, sync=None) -> float:
+    """Median ms of ``predictor.forward`` on one uint8 batch, ``n`` timed calls after ``warmup``."""
+    return time_loop(lambda b: (predictor.forward(b), len(b))[1], itertools.repeat(batch), n, warmup, sync).median_ms
+
+
 def measure_predictor(model: str, images: list[str], folder, model_config: dict | None = None, n: int = 20,
                       warmup: int = 3, batch_size: int = 16, device: str = "cpu",
                       channels_last: bool = False, batch_sizes=()) -> PredictResult:
@@ -125,8 +130,7 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
     for size in batch_sizes:
         s = predictor.image_size
         batch = torch.randint(0, 256, (int(size), 3, s, s), dtype=torch.uint8)
-        batch_ms[int(size)] = round(time_loop(lambda b: (predictor.forward(b), len(b))[1], itertools.repeat(batch),
-                                              n, warmup, sync).median_ms, 3)
+        batch_ms[int(size)] = round(forward_ms(predictor, batch, n, warmup, sync), 3)
     result = PredictResult(model, predictor.image_size, count_parameters(predictor.model), pil_t.median_ms,
                            pil_t.p90_ms, path_t.median_ms, path_t.p90_ms, folder_t.items, folder_t.per_second,
                            batch_size, channels_last, meter.others_cores(), batch_ms)
@@ -154,8 +158,7 @@ def measure_fold(model: str, folder, model_config: dict | None = None, n: int = 
     for _ in range(rounds):
         for name, runner in (("plain", plain), ("folded", folded)):
             predictor.runner = runner
-            timing = time_loop(lambda b: (predictor.forward(b), len(b))[1], itertools.repeat(batch), n, warmup)
-            best[name] = min(best[name], timing.median_ms)
+            best[name] = min(best[name], forward_ms(predictor, batch, n, warmup))
     predictor.runner = folded
     return {"model": model, "image_size": s, "batch": int(batch_size), "plain_ms": round(best["plain"], 2),
             "folded_ms": round(best["folded"], 2), "speedup": round(best["plain"] / best["folded"], 3),
