@@ -64,6 +64,9 @@ def models_cmd(as_json):
 @click.option("--extra-data", multiple=True, metavar="DATA",
               help="Another source mixed into training (repeatable): its train and validation splits join "
                    "ours, its test split stays held out for `rustlab evaluate --data DATA`.")
+@click.option("--call-data", multiple=True, metavar="DATA",
+              help="Segmenters with an image-call head (--set image_call=head): photos labelled rust / no "
+                   "rust whose train split fits the head after training (repeatable); they train nothing else.")
 @click.option("--balance", type=click.Choice(["none", "classes", "sources", "sources+classes"]), default=None,
               is_flag=False, flag_value="classes",
               help="Draw training images balanced by class, by source, or both, instead of shuffling "
@@ -104,6 +107,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
     if no_cache:
         flags["cache"] = False
     flags["extra_data"] = list(flags["extra_data"]) or None  # not given: the config file's (if any)
+    flags["call_data"] = list(flags["call_data"]) or None
     flags["data"] = list(flags["data"]) or None
     if resume:
         from rustlab.train_state import resume_config

@@ -24,6 +24,9 @@ class TrainConfig:
     # its train and validation splits join ours and its test split stays out, held out for
     # `rustlab evaluate --data <it>` (which recomputes the same split from the checkpoint)
     extra_data: list[str] = field(default_factory=list)
+    # photos labelled rust / no rust whose training split fits a segmenter's image-call head after
+    # training, and nothing else (rustlab.training.image_call); a model without such a head refuses them
+    call_data: list[str] = field(default_factory=list)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
@@ -61,6 +64,9 @@ class TrainConfig:
         if isinstance(self.extra_data, str):
             self.extra_data = [self.extra_data]
         self.extra_data = [str(d) for d in (self.extra_data or [])]
+        if isinstance(self.call_data, str):
+            self.call_data = [self.call_data]
+        self.call_data = [str(d) for d in (self.call_data or [])]
         # several --data sources: the first is the main one (its classes name the model's), the
         # others join it exactly as --extra-data does (each split on its own, test held out)
         if isinstance(self.data, (list, tuple)):

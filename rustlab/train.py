@@ -150,6 +150,7 @@ class _Run:
         self.rust_index = data.source.rust_index
         model, model_config = build_model(spec, task, data.source.class_names, image_size, cfg.model_config,
                                           device=device, seed=cfg.seed)
+        self.call_sets = self._call_sets(model, read=dist.is_main)
         if state is not None:
             _load_weights(model, state)
         self.preprocessing = input_preprocessing(model_config, image_size)
@@ -194,6 +195,32 @@ class _Run:
                               average=self.average)
         self.meta = checkpoint_meta(spec, task, model, model_config, data, self.preprocessing, cfg, dist.world_size)
         self.progress = state.progress if state is not None else Progress()
+
+    def _call_sets(self, model, read: bool) -> list:
+        """The --call-data photos for an image-call head, read now (``read``: by the process that fits
+        it, rank 0): a wrong path fails before training."""
+        from rustlab.training.image_call import call_examples, has_image_call_head
+
+        head = has_image_call_head(model)
+        if self.cfg.call_data and not head:
+            raise RustlabError(f"--call-data: model {self.spec.name} has no image-call head to fit "
+                               "(unet-effnet-lite0 has one with --set image_call=head)")
+        return call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log) if head and read else []
+
+    def _fit_image_call(self) -> None:
+        """A segmenter's image-call head, fitted on the best weights and saved with them."""
+        from rustlab.checkpoint import build_model_from_checkpoint
+        from rustlab.training.image_call import fit_image_call, has_image_call_head
+
+        model, _ = build_model_from_checkpoint(self.folder / "best.safetensors", tta="none")
+        if not has_image_call_head(model):
+            return
+        info = fit_image_call(model.to(self.device), self.data, self.call_sets, int(self.preprocessing["image_size"]),
+                              self.preprocessing, self.device, use_cache=self.cfg.cache)
+        self.log("image-call head fitted: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in info.items()))
+        self.folder.save_model("best.safetensors", model, self.meta, self.progress.best_epoch,
+                               self.progress.best_metrics)
 
     def save_model(self, name: str, epoch: int, val_metrics) -> None:
         self.folder.save_model(name, self.scored, self.meta, epoch, val_metrics)
@@ -319,6 +346,7 @@ class _Run:
         cfg, progress, data, log = self.cfg, self.progress, self.data, self.log
         plot_curves(progress.history, self.task.monitor, self.folder / "curves.png",
                     title=f"{self.spec.name} on {cfg.data}")
+        self._fit_image_call()
         best_model, _ = build_model_from_checkpoint(self.folder / "best.safetensors")
         best_model.to(self.device)
         calibration = fit_calibration(best_model, data.decoded["validation"], self.task, self.device,

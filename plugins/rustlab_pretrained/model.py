@@ -118,9 +118,18 @@ class UNetEffNetLiteConfig:
     backbone_lr_scale: float = 0.1
     freeze_backbone: bool = False
     channels_last: bool = True
+    # the image-level call: "area" (the rust area above a threshold chosen on validation) or "head"
+    # (a logistic regression on the encoder's two deepest feature maps, fitted in closed form after
+    # training, with L2 ``call_l2`` on standardised features, as the probe's head)
+    image_call: str = "area"
+    call_l2: float = 0.01
 
     def __post_init__(self):
         _check_common(self)
+        if self.image_call not in ("area", "head"):
+            raise ValueError(f"image_call must be 'area' or 'head', got {self.image_call!r}")
+        if not float(self.call_l2) > 0:
+            raise ValueError(f"call_l2 must be > 0, got {self.call_l2!r}")
         self.decoder_channels = tuple(self.decoder_channels)
         if len(self.decoder_channels) != 4 or not all(isinstance(c, int) and c >= 1 for c in self.decoder_channels):
             raise ValueError(f"decoder_channels must be 4 ints >= 1, got {self.decoder_channels!r}")

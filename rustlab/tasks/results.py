@@ -20,15 +20,16 @@ def classification_results(probs, predicted, meta: dict) -> list[dict]:
     return results
 
 
-def segmentation_results(area, p_rust, masks, area_threshold: float, meta: dict) -> list[dict]:
+def segmentation_results(area, p_rust, masks, area_threshold: float | None, meta: dict) -> list[dict]:
     """``area``: rust share of each image's pixels; ``p_rust``: the image-level rust probability;
-    ``masks``: each image's per-pixel rust probabilities (H x W NumPy)."""
+    ``masks``: each image's per-pixel rust probabilities (H x W NumPy). The call is area above
+    ``area_threshold``, or, where it is None (an image-call head), ``p_rust`` >= 0.5."""
     names = list(meta["class_names"])
     rust_name = names[int(meta["rust_index"])]
     other = names[1 - int(meta["rust_index"])] if len(names) == 2 else f"no_{rust_name}"
     results = []
     for a, p, mask in zip(area, p_rust, masks):
-        is_rust = bool(a > area_threshold)
+        is_rust = bool(p >= 0.5) if area_threshold is None else bool(a > area_threshold)
         p = float(p)
         results.append({
             "label": rust_name if is_rust else other,

@@ -1,5 +1,6 @@
 """Segmentation's torch side: the loss (BCE + soft Dice), per-pixel statistics, the meter and the
-image-level threshold fitted on validation. See rustlab.tasks.segmentation for the definitions."""
+image-level threshold fitted on validation. See rustlab.tasks.segmentation for the definitions,
+and for the optional second output channel (an image-call logit)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 
     return 1.0 - (2.0 * inter + smooth) / (probs.sum() + t.sum() + smooth)
 
 
+def mask_logits(outputs: torch.Tensor) -> torch.Tensor:
+    """The per-pixel rust logits: channel 0 (N x 1 x H x W) of a segmenter's outputs."""
+    return outputs[:, :1]
+
+
+def call_logits(outputs: torch.Tensor) -> torch.Tensor | None:
+    """Per image, the image-call head's rust logit (channel 1, constant over the pixels), or None
+    where the model has no head (one channel: the call is made from the rust area)."""
+    return outputs[:, 1].flatten(1).mean(1) if outputs.shape[1] > 1 else None
+
+
 def weak_images(targets: torch.Tensor) -> torch.Tensor:
     """Per image: True where the mask only says "rust somewhere" (``WEAK_RUST``, no drawn mask)."""
     return targets.flatten(1).amax(1) >= WEAK_RUST
@@ -44,8 +56,9 @@ def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     A rust photo without a drawn mask (``WEAK_RUST``) adds, instead, a multiple-instance term:
     BCE pushing the mean of its top ``WEAK_TOP_SHARE`` pixel logits towards rust, weighted by
     the share of such photos in the batch. The drawn masks' term keeps its full weight: photos
-    without masks add to what the masks teach, never dilute it."""
-    logits = logits.float()
+    without masks add to what the masks teach, never dilute it. An image-call channel is not
+    trained here: its head is fitted in closed form after training."""
+    logits = mask_logits(logits).float()
     weak = weak_images(targets)
     if not bool(weak.any()):
         t = targets.float()
@@ -75,7 +88,7 @@ def rust_probability(area: torch.Tensor, calibration: dict | None) -> torch.Tens
 def pixel_stats(logits: torch.Tensor, targets: torch.Tensor | None, threshold: float = PIXEL_THRESHOLD):
     """(per-image rust area, per-image max probability, (tp, fp, fn) summed over the batch's drawn
     masks, or None where it has none)."""
-    probs = torch.sigmoid(logits.detach().float())
+    probs = torch.sigmoid(mask_logits(logits).detach().float())
     pred = probs >= threshold
     area = pred.flatten(1).float().mean(1).cpu()
     max_prob = probs.flatten(1).amax(1).cpu()
@@ -102,6 +115,7 @@ class SegmentationMeter:
         self.pixels_scored = False
         self.areas: list[torch.Tensor] = []
         self.max_probs: list[torch.Tensor] = []
+        self.calls: list[torch.Tensor] = []  # the image-call head's logits, where the model has one
         self.rust: list[torch.Tensor] = []
         self.loss_sum = 0.0
         self.count = 0
@@ -117,6 +131,9 @@ class SegmentationMeter:
             self.fn += counts[2]
         self.areas.append(area)
         self.max_probs.append(max_prob)
+        call = call_logits(outputs)
+        if call is not None:
+            self.calls.append(call.detach().float().cpu())
         self.rust.append(rust_targets.detach().bool().cpu())
         if loss is not None:
             self.loss_sum += float(loss) * len(area)
@@ -129,11 +146,17 @@ class SegmentationMeter:
         rust = torch.cat(self.rust)
         threshold = float(self.calibration.get("area_threshold", DEFAULT_AREA_THRESHOLD))
         # image level, with the classifier's keys so tables and confusion matrices line up
-        result = binary_metrics(area > threshold, rust, rust_probability(area, self.calibration))
+        if len(self.calls) == len(self.areas):  # the model's image-call head decides
+            p_rust = torch.sigmoid(torch.cat(self.calls).double())
+            result = binary_metrics(p_rust >= 0.5, rust, p_rust)
+            call = {"score": "image-call head (p >= 0.5)"}
+        else:
+            result = binary_metrics(area > threshold, rust, rust_probability(area, self.calibration))
+            # a dict, not scalars: a constant threshold would otherwise be logged as a curve every epoch
+            call = {"score": "rust area (share of pixels with p >= 0.5)", "area_threshold": threshold,
+                    "threshold_from": "validation" if self.calibration.get("fitted") else "default"}
         result["roc_auc_max_prob"] = roc_auc(torch.cat(self.max_probs), rust)
-        # a dict, not scalars: a constant threshold would otherwise be logged as a curve every epoch
-        result["image_call"] = {"score": "rust area (share of pixels with p >= 0.5)", "area_threshold": threshold,
-                                "threshold_from": "validation" if self.calibration.get("fitted") else "default"}
+        result["image_call"] = call
         result["mean_rust_area"] = float(area.mean())
         if self.pixels_scored:
             tp, fp, fn = self.tp, self.fp, self.fn
