@@ -3,9 +3,10 @@
 A segmenter calls a photo "rust" from its rust area by default, and masks of corroded scenes teach
 it little about web photos of rusty objects (experiments/unet/results.md). A model that offers
 ``fit_image_call(batches, rust)`` (e.g. ``unet-effnet-lite0`` with ``image_call = "head"``) learns
-the call instead from photos labelled rust / no rust: the run's own training photos (rust where
-the mask has any) and the training split of every ``--call-data`` source. Nothing else of the
-model changes, so the masks stay exactly what training made them.
+the call instead from photos labelled rust / no rust: the run's own training photos, by their
+image labels (a masked scene is rust, a negative is not), and the training split of every
+``--call-data`` source. Nothing else of the model changes, so the masks stay exactly what
+training made them. The head goes into ``best.safetensors``; ``last.safetensors`` keeps the area call.
 
 A photo that the run holds out (its validation or test split, any source) is never fitted: a
 ``--call-data`` photo that is the same file is dropped, as is one already in the training split.
