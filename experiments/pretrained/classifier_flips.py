@@ -1,7 +1,7 @@
 """Rule 10: does a mirror image help the classifier recipe? Validation accuracy of classifier
 checkpoints scored plain and with their logits averaged over the photo and its horizontal mirror.
 
-Usage (repo root; ~1 min per checkpoint on 2 cores):
+Usage (repo root; 1-3 min per checkpoint on 2 cores):
     python experiments/pretrained/classifier_flips.py runs/pretrained/cells288_s{0,1,2} [--json-out F]
 
 `rustlab.tta` flips segmenters only (a mask is flipped back onto the photo); this script wraps a
