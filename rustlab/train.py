@@ -202,9 +202,11 @@ class _Run:
         from rustlab.training.image_call import call_examples, has_image_call_head
 
         head = has_image_call_head(model)
-        if self.cfg.call_data and not head:
+        if self.cfg.call_data and not callable(getattr(model, "fit_image_call", None)):
             raise RustlabError(f"--call-data: model {self.spec.name} has no image-call head to fit "
                                "(unet-effnet-lite0 has one with --set image_call=head)")
+        if self.cfg.call_data and not head:  # e.g. a recipe with call data, run with --set image_call=area
+            self.log("note: --call-data is not used: this model's image_call is 'area', not 'head'")
         return call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log) if head and read else []
 
     def _fit_image_call(self) -> None:

@@ -140,9 +140,23 @@ def test_call_data_for_a_model_without_a_head_is_refused_before_training(tmp_pat
     from rustlab.train import train
 
     labelled = write_collector(tmp_path / "labelled", seed=4, count=4, size=24)
-    cfg = TrainConfig(model=MODEL, data=TINY_DATA, epochs=1, batch_size=16, out=str(tmp_path / "runs"),
-                      model_config=tiny_config(MODEL), device="cpu", call_data=[str(labelled)])
+    cfg = TrainConfig(model="unet", data=TINY_DATA, epochs=1, batch_size=16, out=str(tmp_path / "runs"),
+                      model_config=tiny_config("unet"), device="cpu", call_data=[str(labelled)])
     logs = []
     with pytest.raises(RustlabError, match="no image-call head"):
         train(cfg, log=logs.append)
     assert not any(line.startswith("epoch") for line in logs)
+
+
+def test_call_data_is_left_unused_when_the_config_asks_for_the_area_call(tmp_path):
+    """A recipe that names call data, run with --set image_call=area (its earlier results)."""
+    from rustlab.config import TrainConfig
+    from rustlab.train import train
+
+    labelled = write_collector(tmp_path / "labelled", seed=4, count=4, size=24)
+    cfg = TrainConfig(model=MODEL, data=TINY_DATA, epochs=1, batch_size=16, out=str(tmp_path / "runs"),
+                      model_config=tiny_config(MODEL), device="cpu", call_data=[str(labelled)])
+    logs = []
+    result = train(cfg, log=logs.append)
+    assert any("--call-data is not used" in line for line in logs)
+    assert "area_threshold" in result.test_metrics["image_call"]
