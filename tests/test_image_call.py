@@ -64,10 +64,9 @@ def test_an_area_model_has_no_head_to_fit():
 
 
 def test_call_data_leaves_out_photos_the_run_trains_on_or_holds_out(tmp_path):
-    from rustlab.training.image_call import call_examples
-
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
+    from rustlab.training.image_call import call_examples
 
     folder = write_collector(tmp_path / "labelled", seed=1, count=6, size=24)
     train = sorted(ex.key for ex in assign_splits(load_source(str(folder)), seed=0)["train"])

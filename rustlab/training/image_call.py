@@ -69,9 +69,11 @@ def fit_image_call(model, data, call_sets, image_size: int, preprocessing: dict,
 
     train = data.decoded["train"]
     sets = [(train, train.labels == data.source.rust_index)]
+    unreadable = 0
     for source, examples in call_sets:
         if examples:
             decoded = load_decoded(examples, image_size, use_cache=use_cache)
+            unreadable += len(decoded.skipped)  # left out of the fit, counted in what it reports
             sets.append((decoded, decoded.labels == source.rust_index))
     rust = torch.cat([r.bool().cpu() for _, r in sets])
     if rust.all() or not rust.any():
@@ -84,4 +86,5 @@ def fit_image_call(model, data, call_sets, image_size: int, preprocessing: dict,
                 images = torch.as_tensor(decoded.images[i:i + batch_size]).to(device)
                 yield normalize(images, preprocessing["mean"], preprocessing["std"])
 
-    return model.fit_image_call(batches(), rust)
+    info = model.fit_image_call(batches(), rust)
+    return {**info, "call_unreadable": unreadable} if unreadable else info
