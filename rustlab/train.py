@@ -199,10 +199,10 @@ class _Run:
     def _call_sets(self, model, read: bool) -> list:
         """The --call-data photos for an image-call head, read now (``read``: by the process that fits
         it, rank 0): a wrong path fails before training."""
-        from rustlab.training.image_call import call_examples, has_image_call_head
+        from rustlab.training.image_call import call_examples, has_image_call_head, offers_image_call_head
 
         head = has_image_call_head(model)
-        if self.cfg.call_data and not callable(getattr(model, "fit_image_call", None)):
+        if self.cfg.call_data and not offers_image_call_head(model):
             raise RustlabError(f"--call-data: model {self.spec.name} has no image-call head to fit "
                                "(unet-effnet-lite0 has one with --set image_call=head)")
         if self.cfg.call_data and not head:  # e.g. a recipe with call data, run with --set image_call=area
@@ -214,11 +214,11 @@ class _Run:
         from rustlab.checkpoint import build_model_from_checkpoint
         from rustlab.training.image_call import fit_image_call, has_image_call_head
 
-        model, _ = build_model_from_checkpoint(self.folder / "best.safetensors", tta="none")
-        if not has_image_call_head(model):
+        if not has_image_call_head(self.model):  # asked before reading the checkpoint: most runs have none
             return
-        info = fit_image_call(model.to(self.device), self.data, self.call_sets, int(self.preprocessing["image_size"]),
-                              self.preprocessing, self.device, use_cache=self.cfg.cache)
+        model, _ = build_model_from_checkpoint(self.folder / "best.safetensors", tta="none")
+        info = fit_image_call(model.to(self.device), self.data, self.call_sets, self.preprocessing, self.device,
+                              use_cache=self.cfg.cache)
         self.log("image-call head fitted: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                        for k, v in info.items()))
         self.folder.save_model("best.safetensors", model, self.meta, self.progress.best_epoch,

@@ -117,8 +117,6 @@ class UNetEffNetLite(_Pretrained):
         self.train(mode)
         if len(features) != len(rust):
             raise ValueError(f"{len(features)} photos but {len(rust)} labels")
-        if rust.all() or not rust.any():
-            raise ValueError("the image-call head needs photos of both kinds (rust and no rust)")
         # each class weighs the same in the fit (the area call's threshold, too, maximises balanced
         # accuracy): scenes, labelled photos and negatives need not come in the proportions users meet
         counts = torch.bincount(rust.long(), minlength=2).double()

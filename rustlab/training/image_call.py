@@ -19,10 +19,14 @@ import os
 from rustlab.errors import RustlabError
 
 
+def offers_image_call_head(model) -> bool:
+    """The model can fit an image-call head (whether or not its config asks for one)."""
+    return callable(getattr(model, "fit_image_call", None))
+
+
 def has_image_call_head(model) -> bool:
     """The model can fit an image-call head, and its config asks for one."""
-    return callable(getattr(model, "fit_image_call", None)) and \
-        getattr(getattr(model, "config", None), "image_call", "area") == "head"
+    return offers_image_call_head(model) and getattr(getattr(model, "config", None), "image_call", "area") == "head"
 
 
 def _identity(example) -> str:
@@ -58,10 +62,10 @@ def call_examples(data, specs, seed: int, log=None) -> list:
     return result
 
 
-def fit_image_call(model, data, call_sets, image_size: int, preprocessing: dict, device, batch_size: int = 64,
+def fit_image_call(model, data, call_sets, preprocessing: dict, device, batch_size: int = 64,
                    use_cache: bool = True) -> dict:
     """Fit ``model``'s image-call head on the run's training split and ``call_sets`` (from
-    ``call_examples``), decoded at ``image_size`` and normalised as in training."""
+    ``call_examples``), decoded and normalised as ``preprocessing`` says (as in training)."""
     import torch
 
     from rustlab.data.cache import load_decoded
@@ -72,7 +76,7 @@ def fit_image_call(model, data, call_sets, image_size: int, preprocessing: dict,
     unreadable = 0
     for source, examples in call_sets:
         if examples:
-            decoded = load_decoded(examples, image_size, use_cache=use_cache)
+            decoded = load_decoded(examples, int(preprocessing["image_size"]), use_cache=use_cache)
             unreadable += len(decoded.skipped)  # left out of the fit, counted in what it reports
             sets.append((decoded, decoded.labels == source.rust_index))
     rust = torch.cat([r.bool().cpu() for _, r in sets])
