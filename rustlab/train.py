@@ -111,16 +111,21 @@ def train(cfg: TrainConfig, log=log_line, resume=None, stop_event=None) -> RunRe
         dist.close()
 
 
+def _remove_if_empty(folder) -> None:
+    """A new run folder that setup failed to fill (bad data, bad flags) goes again: left behind, it
+    would push the corrected rerun's ``--name`` to ``NAME-2``."""
+    try:
+        folder.path.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
+
+
 class _Run:
     """One training run: its pieces built once (``__init__``), then ``fit`` steps the epochs."""
 
     def __init__(self, cfg: TrainConfig, spec, task, dist, log, resume):
-        from rustlab.device import seed_everything
-        from rustlab.errors import CheckpointError
-        from rustlab.train_state import Progress, check_resumable, load_train_state, remove_stale_temp_files
-        from rustlab.training import (RunFolder, TrainStep, build_model, build_train_loader, input_preprocessing,
-                                      is_closed_form, make_grad_scaler, make_optimizer, make_weight_average,
-                                      prepare_data)
+        from rustlab.train_state import check_resumable, load_train_state, remove_stale_temp_files
+        from rustlab.training import RunFolder
 
         self.cfg, self.spec, self.task, self.dist, self.log = cfg, spec, task, dist, log
         self.device = device = dist.device
@@ -137,6 +142,23 @@ class _Run:
         else:
             # one folder per run, named by rank 0 (timestamps differ across processes and nodes)
             self.folder = RunFolder(dist.from_main(lambda: str(RunFolder.create(cfg.out, cfg.name, cfg.model))))
+        try:
+            self._build(image_size, base_config)
+        except BaseException:
+            if state is None and dist.is_main:
+                _remove_if_empty(self.folder)
+            raise
+
+    def _build(self, image_size: int, base_config) -> None:
+        """Everything but the folder: data, model, optimizer (what bad input makes fail)."""
+        from rustlab.device import seed_everything
+        from rustlab.errors import CheckpointError
+        from rustlab.training import (TrainStep, build_model, build_train_loader, input_preprocessing, is_closed_form,
+                                      make_grad_scaler, make_optimizer, make_weight_average, prepare_data)
+        from rustlab.train_state import Progress
+
+        cfg, spec, task, dist, log, state, device = (self.cfg, self.spec, self.task, self.dist, self.log, self.state,
+                                                     self.device)
         seed_everything(cfg.seed)
 
         # rank 0 decodes and fills the cache; the others then read it instead of decoding again

@@ -97,6 +97,16 @@ def test_bad_flags_give_one_line_errors(args, message, tmp_path, capsys):
     assert message in err
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error")]) == 1
+    assert list(tmp_path.iterdir()) == []  # no empty run folder left behind
+
+
+def test_rerun_after_bad_data_keeps_its_name(tmp_path, capsys):
+    code, _, _ = run_cli(capsys, "train", "--data", "./nowhere", "--out", tmp_path, "--name", "r")
+    assert code == 1
+    code, _, err = run_cli(capsys, "train", "--model", "cnn", "--data", "builtin:48", "--epochs", "1",
+                           "--image-size", "16", "--device", "cpu", "--out", tmp_path, "--name", "r")
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"] and (tmp_path / "r" / "best.safetensors").is_file()
 
 
 def test_out_folder_that_is_a_file(tmp_path, capsys):
