@@ -85,12 +85,15 @@ class ColourRule(nn.Module):
         self.register_buffer("mean", torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1))
 
+    def rust_pixels(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Which pixels are rust-coloured (N x H x W bool), from RGB in [0, 1] (N x 3 x H x W)."""
+        hue, saturation, value = rgb_to_hsv(rgb.float().clamp(0.0, 1.0))
+        return ((hue >= self.hue_range[0]) & (hue <= self.hue_range[1]) & (saturation >= self.saturation_min)
+                & (value >= self.value_range[0]) & (value <= self.value_range[1]))
+
     def rust_share(self, rgb: torch.Tensor) -> torch.Tensor:
         """Share of rust-coloured pixels per image, from RGB in [0, 1] (N x 3 x H x W)."""
-        hue, saturation, value = rgb_to_hsv(rgb.float().clamp(0.0, 1.0))
-        rusty = ((hue >= self.hue_range[0]) & (hue <= self.hue_range[1]) & (saturation >= self.saturation_min)
-                 & (value >= self.value_range[0]) & (value <= self.value_range[1]))
-        return rusty.float().flatten(1).mean(1)
+        return self.rust_pixels(rgb).float().flatten(1).mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Colour thresholds need full precision: no autocast here, whatever the caller set.
