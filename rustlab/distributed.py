@@ -144,8 +144,15 @@ class Dist:
     def close(self) -> None:
         if not self.enabled:
             return
+        import gc
+
         import torch.distributed as td
 
+        # the run's objects (its DDP model among them) can sit in reference cycles until interpreter
+        # exit, holding the process group: torn down there, gloo aborted the process ("terminate
+        # called without an active exception") in ~1 torchrun run in 10 on 2 CPU processes; collected
+        # here first, in 0 of 90
+        gc.collect()
         if td.is_initialized():
             td.destroy_process_group()
 

@@ -111,15 +111,6 @@ def train(cfg: TrainConfig, log=log_line, resume=None, stop_event=None) -> RunRe
         dist.close()
 
 
-def _remove_if_empty(folder) -> None:
-    """A new run folder that setup failed to fill (bad data, bad flags) goes again: left behind, it
-    would push the corrected rerun's ``--name`` to ``NAME-2``."""
-    try:
-        folder.path.rmdir()  # only ever removes an empty folder
-    except OSError:
-        pass
-
-
 class _Run:
     """One training run: its pieces built once (``__init__``), then ``fit`` steps the epochs."""
 
@@ -145,8 +136,8 @@ class _Run:
         try:
             self._build(image_size, base_config)
         except BaseException:
-            if state is None and dist.is_main:
-                _remove_if_empty(self.folder)
+            if state is None and dist.is_main:  # left behind, it would push a rerun's --name to NAME-2
+                self.folder.remove_if_empty()
             raise
 
     def _build(self, image_size: int, base_config) -> None:
@@ -221,7 +212,8 @@ class _Run:
     def _call_sets(self, model, read: bool) -> list:
         """The --call-data photos for an image-call head, read now (``read``: by the process that fits
         it, rank 0): a wrong path fails before training."""
-        from rustlab.training.image_call import call_examples, has_image_call_head, offers_image_call_head
+        from rustlab.training.image_call import (call_examples, check_both_kinds, has_image_call_head,
+                                                 offers_image_call_head)
 
         head = has_image_call_head(model)
         if self.cfg.call_data and not offers_image_call_head(model):
@@ -229,7 +221,11 @@ class _Run:
                                "(unet-effnet-lite0 has one with --set image_call=head)")
         if self.cfg.call_data and not head:  # e.g. a recipe with call data, run with --set image_call=area
             self.log("note: --call-data is not used: this model's image_call is 'area', not 'head'")
-        return call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log) if head and read else []
+        if not (head and read):
+            return []
+        sets = call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log)
+        check_both_kinds(self.data, sets)  # now, not after the epochs
+        return sets
 
     def _fit_image_call(self) -> None:
         """A segmenter's image-call head, fitted on the best weights and saved with them."""
@@ -296,10 +292,9 @@ class _Run:
                 metrics_file.close()
         if interrupted:
             raise Interrupted(f"interrupted; resume with: rustlab train --resume {self.folder}", stopper.exit_code)
-        if not dist.is_main:
-            return RunResult(self.folder.path, progress.best_epoch, progress.best_metrics or {}, None,
-                             progress.history)
-        return self._finish()
+        # every rank waits for rank 0's finish and gets its result: a rank that left early and then
+        # failed on its way out (rustlab.distributed.Dist.close) got rank 0 killed before its test pass
+        return dist.from_main(self._finish)
 
     def _epoch(self, epoch: int, stopper, metrics_file) -> str:
         """Train and validate one epoch, then commit it; "continue", "stop" or "interrupted"."""

@@ -159,3 +159,29 @@ def test_call_data_is_left_unused_when_the_config_asks_for_the_area_call(tmp_pat
     result = train(cfg, log=logs.append)
     assert any("--call-data is not used" in line for line in logs)
     assert "area_threshold" in result.test_metrics["image_call"]
+
+
+def test_a_head_with_photos_of_one_kind_only_is_refused_before_training(tmp_path):
+    """Masked scenes are all rust: without negatives or --call-data the head has nothing to tell
+    apart, and the run says so before its epochs, not after them."""
+    import numpy as np
+    from PIL import Image
+
+    from rustlab.config import TrainConfig
+    from rustlab.data.synthetic import render_sample
+    from rustlab.train import train
+
+    scenes = tmp_path / "scenes"
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "masks").mkdir()
+    for i in range(12):
+        img, mask = render_sample(np.random.default_rng([5, i]), 32, True)
+        Image.fromarray(img).save(scenes / "images" / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(scenes / "masks" / f"{i}.png")
+    cfg = TrainConfig(model=MODEL, data=str(scenes), epochs=1, batch_size=16, out=str(tmp_path / "runs"),
+                      model_config=_head_config(), device="cpu")
+    logs = []
+    with pytest.raises(RustlabError, match="both kinds"):
+        train(cfg, log=logs.append)
+    assert not any(line.startswith("epoch") for line in logs)
+    assert list((tmp_path / "runs").iterdir()) == []  # and leaves no run folder behind

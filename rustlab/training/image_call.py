@@ -62,6 +62,22 @@ def call_examples(data, specs, seed: int, log=None) -> list:
     return result
 
 
+BOTH_KINDS = ("the image-call head needs training photos of both kinds (rust and no rust); "
+              "add labelled photos with --call-data")
+
+
+def check_both_kinds(data, call_sets) -> None:
+    """Refuse, before any training, a head that would see one kind of photo only (``data``: the
+    run's PreparedData; ``call_sets``: from ``call_examples``)."""
+    import torch
+
+    is_rust = torch.as_tensor(data.decoded["train"].labels) == data.source.rust_index
+    kinds = {bool(v) for v in is_rust.unique()}
+    kinds |= {ex.label == source.rust_index for source, examples in call_sets for ex in examples}
+    if kinds != {True, False}:
+        raise RustlabError(BOTH_KINDS)
+
+
 def fit_image_call(model, data, call_sets, preprocessing: dict, device, batch_size: int = 64,
                    use_cache: bool = True) -> dict:
     """Fit ``model``'s image-call head on the run's training split and ``call_sets`` (from
@@ -81,8 +97,7 @@ def fit_image_call(model, data, call_sets, preprocessing: dict, device, batch_si
             sets.append((decoded, decoded.labels == source.rust_index))
     rust = torch.cat([r.bool().cpu() for _, r in sets])
     if rust.all() or not rust.any():
-        raise RustlabError("the image-call head needs training photos of both kinds (rust and no rust); "
-                           "add labelled photos with --call-data")
+        raise RustlabError(BOTH_KINDS)  # checked before training too; unreadable photos can still empty a kind
 
     def batches():
         for decoded, _ in sets:

@@ -35,6 +35,13 @@ class RunFolder:
             raise RustlabError(f"--out {out}: cannot create run folder ({exc.strerror})") from None
         return cls(path)
 
+    def remove_if_empty(self) -> None:
+        """Remove the folder if nothing was written into it (a run whose setup failed)."""
+        try:
+            self.path.rmdir()  # refuses a folder with anything in it
+        except OSError:
+            pass
+
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
