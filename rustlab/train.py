@@ -119,7 +119,7 @@ class _Run:
         from rustlab.training import RunFolder
 
         self.cfg, self.spec, self.task, self.dist, self.log = cfg, spec, task, dist, log
-        self.device = device = dist.device
+        self.device = dist.device
         self.state = state = None
         if resume is not None:
             self.state = state = load_train_state(resume)
