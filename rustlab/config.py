@@ -15,6 +15,13 @@ BALANCE_MODES = ("none", "classes", "sources", "sources+classes")
 TTA_MODE_NAMES = ("none", "hflip", "hvflip")  # test-time flips of a per-pixel model (rustlab.tta)
 
 
+def _sources(value) -> list[str]:
+    """A TOML string, a list or a CLI tuple of sources (or nothing): always a list of strings."""
+    if isinstance(value, str):
+        value = [value]
+    return [str(d) for d in (value or [])]
+
+
 @dataclass
 class TrainConfig:
     model: str = "cnn"
@@ -60,13 +67,7 @@ class TrainConfig:
     ema: float = 0.0
 
     def __post_init__(self):
-        # a TOML string or a CLI tuple: always a list of sources
-        if isinstance(self.extra_data, str):
-            self.extra_data = [self.extra_data]
-        self.extra_data = [str(d) for d in (self.extra_data or [])]
-        if isinstance(self.call_data, str):
-            self.call_data = [self.call_data]
-        self.call_data = [str(d) for d in (self.call_data or [])]
+        self.extra_data, self.call_data = _sources(self.extra_data), _sources(self.call_data)
         # several --data sources: the first is the main one (its classes name the model's), the
         # others join it exactly as --extra-data does (each split on its own, test held out)
         if isinstance(self.data, (list, tuple)):
