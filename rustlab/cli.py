@@ -71,6 +71,9 @@ def models_cmd(as_json):
               is_flag=False, flag_value="classes",
               help="Draw training images balanced by class, by source, or both, instead of shuffling "
                    "(--balance alone: classes). [default: none]")
+@click.option("--corrections", default=None, metavar="PATH",
+              help="Labels checked by eye: a folder of <source>.csv files or one file (file,label,reason). "
+                   "'none': the publisher's labels. [default: a corrections.csv beside each source]")
 @click.option("--epochs", type=int, default=None, help="[default: 30]")
 @click.option("--batch-size", type=int, default=None, help="[default: 32]")
 @click.option("--lr", type=float, default=None, help="Peak learning rate. [default: 0.002]")
@@ -129,6 +132,9 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
               help="Data to score (repeatable). [default: every source it was trained on]")
 @click.option("--split", type=click.Choice(["test", "validation", "train", "all"]), default="test", show_default=True,
               help="'all' scores every image, for a set the model never saw.")
+@click.option("--corrections", default=None, metavar="PATH",
+              help="Score against labels checked by eye: a folder of <source>.csv files or one file; 'none': "
+                   "the publisher's labels. [default: the corrections the checkpoint was trained with]")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
               help="Segmenters: test-time flips. [default: the checkpoint's]")
@@ -136,7 +142,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the reliability diagrams (reliability-<split>[-<data>].png). "
                    "[default: the checkpoint's folder]")
-def evaluate_cmd(checkpoint, data, split, device, tta, as_json, plots_dir):
+def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plots_dir):
     """Accuracy, precision, recall, F1 (rust positive), ROC-AUC, confusion matrix and calibration (ECE)."""
     from pathlib import Path
 
@@ -154,7 +160,7 @@ def evaluate_cmd(checkpoint, data, split, device, tta, as_json, plots_dir):
         from rustlab.evaluate import training_sources
 
         data = tuple(training_sources(read_metadata(checkpoint))) or (None,)
-    results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta) for d in data]
+    results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta, corrections=corrections) for d in data]
     write_reliability_plots(results, given or ([r["data"] for r in results] if len(results) > 1 else []), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -167,6 +173,10 @@ def evaluate_cmd(checkpoint, data, split, device, tta, as_json, plots_dir):
             click.echo(f"\n{r['data']} [{r['split']}]: " + "\n".join(lines))
         if r.get("reliability_plot"):
             click.echo(f"reliability diagram: {r['reliability_plot']}")
+        if r.get("corrections"):
+            c = r["corrections"]
+            click.echo(f"{r['data']}: labels corrected by {c['file']} ({c['relabelled']} relabelled, "
+                       f"{c['excluded']} excluded)")
     report_skipped(results)
 
 
@@ -283,6 +293,10 @@ def gui_cmd(checkpoint, device, images):
 from rustlab.bench.cli import bench as _bench  # noqa: E402 - click only; `rustlab bench speed|kernels`
 
 cli.add_command(_bench)
+
+from rustlab.audit.cli import audit_cmd as _audit  # noqa: E402 - click only; `rustlab audit`
+
+cli.add_command(_audit)
 
 
 def main(argv=None):

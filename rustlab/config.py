@@ -34,6 +34,9 @@ class TrainConfig:
     # photos labelled rust / no rust whose training split fits a segmenter's image-call head after
     # training, and nothing else (rustlab.training.image_call); a model without such a head refuses them
     call_data: list[str] = field(default_factory=list)
+    # labels checked by eye (rustlab.data.corrections): a folder of <source>.csv files or one file;
+    # None: each source's own corrections file beside it, if any; "none": the publisher's labels
+    corrections: str | None = None
     epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3

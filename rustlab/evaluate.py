@@ -85,14 +85,17 @@ def _recorded_fingerprint(meta: dict, spec: str) -> str | None:
 
 
 def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test", device: str = "auto",
-                        batch_size: int = 64, log=None, per_image: bool = False, tta: str | None = None) -> dict:
+                        batch_size: int = 64, log=None, per_image: bool = False, tta: str | None = None,
+                        corrections: str | None = None) -> dict:
     """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: its main training source).
 
     The split is recomputed with the training run's split seed, so `test` is the same held-out set the
     trainer scored, for the main source and for every extra source alike. ``all`` scores every image
     (for a set the model never saw). ``per_image``: also ``per_image`` rows (key, rust, predicted_rust,
     rust_probability), e.g. for paired comparisons of two models on the same images. ``tta``: a
-    segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's.
+    segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's. ``corrections``: the
+    labels to score against (``--corrections``: a folder, a file, or ``none`` for the publisher's);
+    None: the ones the checkpoint was trained with (rustlab.data.corrections).
     """
     from rustlab.batchnorm_fold import fold_for_inference
     from rustlab.checkpoint import build_model_from_checkpoint
@@ -107,7 +110,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
-    task, source, decoded = checkpoint_split(meta, data, split)
+    task, source, decoded = checkpoint_split(meta, data, split, corrections)
     rows = []
 
     def keep(outputs, labels):
@@ -128,24 +131,34 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         "data": data,
         "split": split,
         "tta": meta["tta"],
+        "corrections": source.corrections,
         "same_data_as_training": source.fingerprint() == _recorded_fingerprint(meta, data),
         "skipped": [{"file": k, "reason": r} for k, r in decoded.skipped],
         **metrics,
     }
 
 
-def checkpoint_split(meta: dict, data: str, split: str):
+def checkpoint_split(meta: dict, data: str, split: str, corrections: str | None = None):
     """(task, source, DecodedSet) of ``split`` of ``data`` as the checkpoint's training run cut it:
-    its split seed, its negatives where ``data`` is its main source, decoded at its input size and
-    labelled with its classes. The task is the checkpoint's, as it scores this source (a segmenter
-    scores a source without masks by its image-level call)."""
+    its split seed, its negatives where ``data`` is its main source, its corrections unless
+    ``corrections`` names others, decoded at its input size and labelled with its classes. The
+    task is the checkpoint's, as it scores this source (a segmenter scores a source without masks
+    by its image-level call)."""
     from rustlab.data.cache import load_decoded
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
     from rustlab.registry import get_task
 
+    from pathlib import Path
+
     train_args = meta.get("train_args", {})
-    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None)
+    if corrections is None and train_args.get("corrections"):
+        corrections = train_args["corrections"]  # a path as the run saw it: it may not be here
+        if corrections.lower() != "none" and not Path(corrections).expanduser().exists():
+            raise RustlabError(f"the checkpoint was trained with --corrections {corrections}, which is not here: "
+                               "give --corrections PATH (or --corrections none for the publisher's labels)")
+    source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None,
+                         corrections=corrections)
     try:
         task = get_task(meta["task"]).for_source(source.has_masks)
     except RustlabError as exc:

@@ -223,7 +223,8 @@ class _Run:
             self.log("note: --call-data is not used: this model's image_call is 'area', not 'head'")
         if not (head and read):
             return []
-        sets = call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log)
+        sets = call_examples(self.data, self.cfg.call_data, self.cfg.data_split_seed, self.log,
+                             corrections=self.cfg.corrections)
         check_both_kinds(self.data, sets)  # now, not after the epochs
         return sets
 

@@ -278,46 +278,81 @@ class EffNetLiteClassifier(_Pretrained):
         return self.cells(cell_grid(maps), self.head(pooled))
 
     @torch.no_grad()
+    def encode(self, images: torch.Tensor, batch_size: int = 64) -> dict:
+        """What the closed-form fit reads of ``images`` (uint8 N x 3 x H x W, as decoded), through the
+        frozen backbone once: ``pooled`` (N x D, the head's features) and, with ``rust_cells``,
+        ``grids`` (N x cells x C, half precision: memory) and ``grid_size``. ``fit(encoded=...)``
+        and ``logits_from_encoded`` take any rows of it (every tensor's first dimension is the photo),
+        so k fits on k folds (``rustlab audit``) read the backbone once, not k times."""
+        from rustlab.data.transforms import normalize
+        from rustlab_pretrained.cells import cell_grid
+
+        mode = self.training
+        self.eval()
+        pooled_all, grids, grid_size = [], [], None
+        for i in range(0, len(images), batch_size):
+            x = self._input(normalize(images[i:i + batch_size], self.config.mean, self.config.std))
+            if self.config.rust_cells:
+                pooled, maps = self._feature_maps(x)
+                grid = cell_grid(maps)
+                grid_size = tuple(grid.shape[-2:])
+                grids.append(grid.flatten(2).transpose(1, 2).half().cpu())
+            else:
+                pooled = self.features(x)
+            pooled_all.append(pooled.float().cpu())
+        self.train(mode)
+        return {"pooled": torch.cat(pooled_all), "grids": torch.cat(grids) if grids else None,
+                "grid_size": grid_size}
+
+    @torch.no_grad()
+    def logits_from_encoded(self, encoded: dict) -> torch.Tensor:
+        """Class logits (N x classes) from ``encode``'s output: what forward gives on those photos."""
+        head = self.classifier()
+        pooled = encoded["pooled"].to(head.weight)
+        logits = head(pooled)
+        if not self.config.rust_cells:
+            return logits
+        h, w = encoded["grid_size"]
+        grid = encoded["grids"].float().transpose(1, 2).reshape(len(pooled), -1, h, w).to(head.weight)
+        return self.cells(grid, logits)
+
+    @torch.no_grad()
+    def cell_probabilities(self, encoded: dict) -> torch.Tensor | None:
+        """N x h x w rust probability of every cell (``rust_cells``; None without): where the model
+        sees rust, for comparing with a photo's mask (``rustlab audit``)."""
+        if not self.config.rust_cells:
+            return None
+        h, w = encoded["grid_size"]
+        grid = encoded["grids"].float().transpose(1, 2).reshape(len(encoded["grids"]), -1, h, w)
+        return torch.sigmoid(self.cells.cell_logits(grid.to(self.cells.cell.weight))).reshape(-1, h, w)
+
+    @torch.no_grad()
     def fit(self, images: torch.Tensor, labels: torch.Tensor, rust_index: int = 1,
             sample_weight: torch.Tensor | None = None, masks: torch.Tensor | None = None,
-            sources: list | None = None, batch_size: int = 64) -> dict:
+            sources: list | None = None, batch_size: int = 64, encoded: dict | None = None) -> dict:
         """The closed-form head (``head_fit = "logistic"``): features of ``images`` (uint8 N x 3 x H x W,
         as decoded, not augmented) through the frozen backbone, then logistic regression on them
         (``probe.fit_logistic``) written into the classifier layer. ``labels``: class indices
         (-1 = unknown, left out); ``sample_weight``: per-image weights (the trainer's --balance).
         With ``rust_cells``, the cells are fitted too (cells.fit_cells), from ``masks`` (uint8
-        N x 1 x H x W, zero where a photo has none) and each image's source in ``sources``."""
-        from rustlab.data.transforms import normalize
-        from rustlab_pretrained.cells import cell_grid, fit_cells
+        N x 1 x H x W, zero where a photo has none) and each image's source in ``sources``.
+        ``encoded``: ``encode(images)`` already computed (the backbone is not run again)."""
+        from rustlab_pretrained.cells import fit_cells
         from rustlab_pretrained.probe import fit_logistic
 
         cells = self.config.rust_cells
         if cells and masks is None:
             raise ValueError("rust_cells: fit needs the training photos' masks")
-        mode = self.training
-        self.eval()
-        mean, std = self.config.mean, self.config.std
-        features, grids, grid_size = [], [], None
-        for i in range(0, len(images), batch_size):
-            x = self._input(normalize(images[i:i + batch_size], mean, std))
-            if cells:
-                pooled, maps = self._feature_maps(x)
-                grid = cell_grid(maps)
-                grid_size = tuple(grid.shape[-2:])
-                grids.append(grid.flatten(2).transpose(1, 2).half().cpu())  # N x cells x C; half: memory
-            else:
-                pooled = self.features(x)
-            features.append(pooled.float().cpu())
-        features = torch.cat(features)
-        self.train(mode)
+        encoded = encoded if encoded is not None else self.encode(images, batch_size)
+        features = encoded["pooled"]
         weight, bias = fit_logistic(features, labels, self.config.num_classes, self.config.head_l2, sample_weight)
         layer = self.classifier()
         layer.weight.copy_(weight.to(layer.weight))
         layer.bias.copy_(bias.to(layer.bias))
         info = {"features": int(features.shape[1]), "l2": float(self.config.head_l2)}
         if cells:
-            info.update(fit_cells(self.cells, torch.cat(grids), grid_size, features, labels, rust_index, masks,
-                                  self.config.head_l2, sample_weight, sources))
+            info.update(fit_cells(self.cells, encoded["grids"], encoded["grid_size"], features, labels, rust_index,
+                                  masks, self.config.head_l2, sample_weight, sources))
         return info
 
 

@@ -43,6 +43,7 @@ class Plan:
     device: str = "auto"
     baseline: str = BASELINE
     split_seed: int = 0  # one split of every source for every cell and seed
+    corrections: str | None = None  # --corrections of every cell, trained and scored (baseline too)
     extra_flags: dict = field(default_factory=dict)
 
     def cells(self):
@@ -84,7 +85,8 @@ def _train_cell(plan: Plan, model: str, seed: int, trained_on: list[str], log) -
         raise RustlabError(f"{run_dir}: a run folder without a training state; remove it to run the cell again")
     is_model = model == plan.model
     flags = {"model": model, "data": list(trained_on), "extra_data": [], "seed": seed,
-             "split_seed": plan.split_seed, "out": str(runs), "name": name, "device": plan.device}
+             "split_seed": plan.split_seed, "out": str(runs), "name": name, "device": plan.device,
+             "corrections": plan.corrections}
     if is_model:
         flags.update({"epochs": plan.epochs, "image_size": plan.image_size, **plan.extra_flags})
     cfg = resolve_config(plan.config if is_model else None, flags, plan.sets if is_model else ())
@@ -99,7 +101,8 @@ def _score_cell(plan: Plan, checkpoint: Path, source: str, split: str, key: str)
     path = plan.out / "cells" / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    result = evaluate_checkpoint(checkpoint, source, split, plan.device, per_image=True)
+    result = evaluate_checkpoint(checkpoint, source, split, plan.device, per_image=True,
+                                 corrections=plan.corrections)
     cell = {k: result.get(k) for k in COLUMNS}
     cell.update(data=source, split=split, checkpoint=str(checkpoint), per_image=result["per_image"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,7 @@ def run_collectors(plan: Plan, log=print) -> dict:
 
     return {"plan": {"model": plan.model, "baseline": plan.baseline, "sources": plan.sources,
                      "config": plan.config, "seeds": list(plan.seeds), "epochs": plan.epochs,
-                     "image_size": plan.image_size, "sets": list(plan.sets), "split_seed": plan.split_seed},
+                     "image_size": plan.image_size, "sets": list(plan.sets), "split_seed": plan.split_seed,
+                     "corrections": plan.corrections},
             "rows": summarise(cells, plan.model, plan.baseline),
             "cells": [{k: v for k, v in c.items() if k != "per_image"} for c in cells]}

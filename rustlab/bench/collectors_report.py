@@ -35,7 +35,9 @@ def format_markdown(report: dict) -> str:
              + (f", {plan['epochs']} epochs per cell" if plan["epochs"] else "")
              + (f", {plan['image_size']} px" if plan["image_size"] else "")
              + f"; seeds {seeds}; mean (range) over seeds) against `{plan['baseline']}`; "
-             f"split seed {plan['split_seed']}.", ""]
+             f"split seed {plan['split_seed']}; labels: "
+             + (f"corrected by {plan['corrections']}" if plan.get("corrections") not in (None, "none")
+                else "the publishers'") + ".", ""]
     header = ["scored on", "role", "n", "who", *METRICS, "accuracy gap, points [95% paired bootstrap]"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["rows"]:

@@ -20,20 +20,24 @@ from rustlab.errors import DataError
 
 def source_record(source: Source, splits: dict) -> dict:
     """What a checkpoint keeps of one training source: enough to recompute its held-out split."""
-    return {"spec": source.spec, "fingerprint": source.fingerprint(), "masks": source.has_masks,
-            "counts": {split: len(splits.get(split, [])) for split in ("train", "validation", "test")}}
+    record = {"spec": source.spec, "fingerprint": source.fingerprint(), "masks": source.has_masks,
+              "counts": {split: len(splits.get(split, [])) for split in ("train", "validation", "test")}}
+    if source.corrections:
+        record["corrections"] = source.corrections
+    return record
 
 
-def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_masks: bool) -> tuple[str, list]:
+def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_masks: bool,
+                      corrections: str | None = None) -> tuple[str, list]:
     """Add the train/validation splits of every ``extra_specs`` source to ``splits`` (in place).
 
     Returns the fingerprint of all the data (main + extras) and a ``source_record`` per extra
-    source; notes go to ``main.notes``."""
+    source; notes go to ``main.notes``. ``corrections``: the run's --corrections (load_source)."""
     fingerprint = hashlib.sha1(main.fingerprint().encode())
     records = []
     for spec in extra_specs:
         try:
-            extra = load_source(spec, needs_masks=needs_masks)
+            extra = load_source(spec, needs_masks=needs_masks, corrections=corrections)
         except DataError as exc:  # its messages name the flag --data; this one came from --extra-data
             raise DataError(str(exc).replace("--data ", "--extra-data ", 1)) from None
         if len(main.class_names) != 2 and list(extra.class_names) != list(main.class_names):
@@ -52,6 +56,7 @@ def add_extra_sources(main: Source, splits: dict, extra_specs, seed: int, needs_
         held = len(extra_splits.get("test", []))
         main.notes.append(f"extra data {spec}: +{added['train']} train, +{added['validation']} validation; "
                           f"its {held} test images held out")
+        main.notes.extend(f"  {note}" for note in extra.notes if note.startswith("corrections "))
         fingerprint.update(f"|{spec}:{extra.fingerprint()}:{seed}".encode())
     return fingerprint.hexdigest()[:16], records
 

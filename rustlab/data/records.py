@@ -41,9 +41,15 @@ class Source:
     has_masks: bool = False
     kind: str = "folder"
     notes: list[str] = field(default_factory=list)
+    # set by rustlab.data.corrections.apply_corrections: the examples as the publisher labelled
+    # them (splits are cut on these), key -> corrected Example (None: excluded), and the record
+    publisher_examples: list | None = field(default=None, repr=False)
+    corrected: dict | None = field(default=None, repr=False)
+    corrections: dict | None = None
 
     def fingerprint(self) -> str:
-        """Identity of the data: every example's key, label and file identity."""
+        """Identity of the data: every example's key, label and file identity, after corrections
+        (a relabelled or excluded photo changes it)."""
         h = hashlib.sha1()
         for ex in self.examples:
             h.update(f"{example_identity(ex)}\n".encode())

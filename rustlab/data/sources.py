@@ -18,12 +18,21 @@ from rustlab.errors import DataError, RustlabError
 BUILTIN_PLUGIN = "rustlab"  # the registry's name for readers registered by rustlab itself
 
 
-def load_source(spec: str | os.PathLike, *, negatives: str | None = None, needs_masks: bool = False) -> Source:
-    """Resolve a ``--data`` value to a Source; ``needs_masks``: the task trains on masks (``Task.requires_masks``)."""
+def load_source(spec: str | os.PathLike, *, negatives: str | None = None, needs_masks: bool = False,
+                corrections: str | None = None) -> Source:
+    """Resolve a ``--data`` value to a Source; ``needs_masks``: the task trains on masks (``Task.requires_masks``).
+
+    ``corrections``: ``--corrections`` (a folder of ``<source>.csv``, a file, or ``none``); None:
+    the corrections file beside the source, if any (rustlab.data.corrections)."""
+    from rustlab.data.corrections import apply_corrections, find_corrections
+
     spec = str(spec)
     source = _read(spec)
     if negatives:
         add_negatives(source, negatives)
+    fixes = find_corrections(spec, corrections)
+    if fixes is not None:
+        apply_corrections(source, fixes)
     if needs_masks and not source.has_masks:
         raise DataError(f"--data {spec}: this model needs masks (images/ + masks/ folders, "
                         "a 'mask' column, or 'builtin')")

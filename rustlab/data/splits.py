@@ -21,11 +21,21 @@ def assign_splits(source: Source, seed: int = 0, val_fraction: float = 0.15,
     - some splits are missing (e.g. only train and test): the missing ones are carved out of
       train, stratified by label;
     - examples with a ``group`` are split by group, so one scene never lands on both sides;
-    - a given test split that leaves a class out (``MIN_TEST_SHARE_RATIO``) is carved again.
+    - a given test split that leaves a class out (``MIN_TEST_SHARE_RATIO``) is carved again;
+    - a corrected source (rustlab.data.corrections) is split on its publisher's labels, then
+      corrected, so that a correction moves no other photo from one split to another.
     """
-    given = {s: [e for e in source.examples if e.split == s] for s in SPLITS}
-    unassigned = [e for e in source.examples if e.split not in SPLITS]
-    if given["test"] and _too_small(given["test"], source.examples):
+    from rustlab.data.corrections import correct
+
+    examples = source.examples if source.publisher_examples is None else source.publisher_examples
+    splits = _assign(examples, seed, val_fraction, test_fraction)
+    return {name: correct(source, members) for name, members in splits.items()}
+
+
+def _assign(examples: list[Example], seed: int, val_fraction: float, test_fraction: float) -> dict:
+    given = {s: [e for e in examples if e.split == s] for s in SPLITS}
+    unassigned = [e for e in examples if e.split not in SPLITS]
+    if given["test"] and _too_small(given["test"], examples):
         unassigned += given["test"]
         given["test"] = []
     pool = given["train"] + unassigned

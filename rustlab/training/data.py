@@ -35,12 +35,14 @@ def prepare_data(cfg, task, image_size: int, log=log_line, train_masks: bool = F
 
     from rustlab.data.mixing import add_extra_sources, source_record
 
-    source = load_source(cfg.data, negatives=cfg.negatives, needs_masks=task.requires_masks)
+    source = load_source(cfg.data, negatives=cfg.negatives, needs_masks=task.requires_masks,
+                         corrections=cfg.corrections)
     splits = assign_splits(source, seed=cfg.data_split_seed)
     fingerprint, sources = source.fingerprint(), [source_record(source, splits)]
     if cfg.extra_data:
         fingerprint, extra = add_extra_sources(source, splits, cfg.extra_data, cfg.data_split_seed,
-                                               task.requires_masks and not task.learns_from_image_labels)
+                                               task.requires_masks and not task.learns_from_image_labels,
+                                               corrections=cfg.corrections)
         sources += extra
     log(f"data {cfg.data}: {len(source.examples)} images, classes {source.class_names} (rust = "
         f"{source.class_names[source.rust_index]!r})")

@@ -38,9 +38,9 @@ def _identity(example) -> str:
     return example.key
 
 
-def call_examples(data, specs, seed: int, log=None) -> list:
+def call_examples(data, specs, seed: int, log=None, corrections: str | None = None) -> list:
     """(source, train Examples) of each ``specs`` source, without the photos the run already
-    trains on or holds out (``data``: the run's PreparedData)."""
+    trains on or holds out (``data``: the run's PreparedData; ``corrections``: the run's)."""
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
     from rustlab.errors import DataError
@@ -49,7 +49,7 @@ def call_examples(data, specs, seed: int, log=None) -> list:
     result = []
     for spec in specs:
         try:
-            source = load_source(spec)
+            source = load_source(spec, corrections=corrections)
         except DataError as exc:  # its messages name the flag --data; this one came from --call-data
             raise DataError(str(exc).replace("--data ", "--call-data ", 1)) from None
         train = [ex for ex in assign_splits(source, seed=seed)["train"] if ex.label is not None]
