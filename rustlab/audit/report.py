@@ -100,7 +100,8 @@ def _thumbnails(out: Path, data, rows: list, mask_rows_out: list, oof, mask_rows
 
 
 def _mask_thumbnail(data, row: dict, oof):
-    """The decoded photo twice, side by side: its mask tinted red, the model's rust cells tinted yellow."""
+    """The decoded photo twice, side by side: its mask tinted blue (red would hide among red paint and
+    rust), the model's rust cells tinted yellow."""
     import torch
     import torch.nn.functional as F
     from PIL import Image
@@ -110,7 +111,7 @@ def _mask_thumbnail(data, row: dict, oof):
     size = photo.shape[-1]
     mask = data.masks[i, 0].float()
     cells = F.interpolate(torch.as_tensor(oof.cells[i])[None, None], size=(size, size), mode="nearest")[0, 0]
-    left = photo * (1 - 0.5 * mask) + torch.tensor([220.0, 30, 30])[:, None, None] * 0.5 * mask
+    left = photo * (1 - 0.5 * mask) + torch.tensor([30.0, 120, 255])[:, None, None] * 0.5 * mask
     model = (cells >= 0.5).float()
     right = photo * (1 - 0.5 * model) + torch.tensor([250.0, 210, 0])[:, None, None] * 0.5 * model
     both = torch.cat([left, torch.full((3, size, 4), 255.0), right], dim=2).clamp(0, 255).byte()
