@@ -4,6 +4,8 @@ after every epoch and at the end), the post-training calibration fit, and `rustl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rustlab.errors import RustlabError
 
 EVAL_SPLITS = ("test", "validation", "train", "all")
@@ -148,8 +150,6 @@ def checkpoint_split(meta: dict, data: str, split: str, corrections: str | None 
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
     from rustlab.registry import get_task
-
-    from pathlib import Path
 
     train_args = meta.get("train_args", {})
     if corrections is None and train_args.get("corrections"):

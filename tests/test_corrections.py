@@ -105,3 +105,12 @@ def test_train_records_corrections_and_evaluate_scores_both_label_sets(collector
     fixes.rename(tmp_path / "moved.csv")  # the recorded file is gone: a clear error, not a silent switch
     code, _, err = run_cli(capsys, "evaluate", "-c", run.run_dir, "--split", "all")
     assert code == 1 and "trained with --corrections" in err
+
+
+def test_corrections_file_inside_the_source_folder_is_read_not_taken_for_a_photo(collector):
+    from rustlab.data.sources import load_source
+
+    (collector / "corrections.csv").write_text("file,label,reason\nrust/rust_0.png,exclude,blurred\n")
+    source = load_source(str(collector))
+    assert len(source.examples) == 39 and source.class_names == ["rust", "steel"]
+    assert source.corrections["file"] == str(collector / "corrections.csv")

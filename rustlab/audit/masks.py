@@ -33,7 +33,10 @@ def rank_masks(cell_probabilities: np.ndarray, masks: np.ndarray, rust: np.ndarr
     share = F.adaptive_avg_pool2d(torch.as_tensor(masks, dtype=torch.float32)[:, None], (h, w))[:, 0].numpy()
     inter = np.minimum(share, cell_probabilities).reshape(n, -1).sum(1)
     union = np.maximum(share, cell_probabilities).reshape(n, -1).sum(1)
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 1.0)
+    iou = inter / np.maximum(union, 1e-9)
+    # an empty mask where the model sees no rust cell is full agreement, not an IoU of 0
+    nothing = (share.reshape(n, -1).sum(1) == 0) & ((cell_probabilities >= 0.5).reshape(n, -1).sum(1) == 0)
+    iou = np.where(nothing, 1.0, iou)
     confidence = np.abs(2 * cell_probabilities - 1).reshape(n, -1).mean(1)
     mask_share = masks.reshape(n, -1).mean(1)
     empty, full = (mask_share == 0) & np.asarray(rust, dtype=bool), mask_share >= NEARLY_ALL
