@@ -114,6 +114,6 @@ def test_a_maskless_extra_source_without_labels_is_refused(monkeypatch):
 
     main = Source("seg", ["no_rust", "rust"], 1, [], has_masks=True)
     unlabelled = Source("flat", ["no_rust", "rust"], 1, [Example(key="x.png", image="x.png")], has_masks=False)
-    monkeypatch.setattr(mixing, "load_source", lambda spec, needs_masks: unlabelled)
+    monkeypatch.setattr(mixing, "load_source", lambda spec, needs_masks, corrections=None: unlabelled)
     with pytest.raises(DataError, match="--extra-data flat: without masks.*1 have none"):
         mixing.add_extra_sources(main, {"train": [], "validation": []}, ["flat"], seed=0, needs_masks=False)
