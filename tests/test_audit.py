@@ -135,3 +135,11 @@ def test_audit_of_a_model_without_encode(tmp_path, capsys):
 def test_audit_bad_input_is_one_line(tmp_path, capsys, args, message):
     code, out, err = run_cli(capsys, "audit", *args, "--out", tmp_path / "a")
     assert code != 0 and message in err and "Traceback" not in err
+
+
+def test_audit_refuses_an_unwritable_out_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = run_cli(capsys, "audit", "--data", "builtin:60", "--model", "colour-rule",
+                             "--out", blocker / "audit")
+    assert code == 1 and "cannot create folder" in err and "audit of" not in err

@@ -287,11 +287,11 @@ class EffNetLiteClassifier(_Pretrained):
         from rustlab.data.transforms import normalize
         from rustlab_pretrained.cells import cell_grid
 
-        mode = self.training
+        mode, device = self.training, self.classifier().weight.device
         self.eval()
         pooled_all, grids, grid_size = [], [], None
         for i in range(0, len(images), batch_size):
-            x = self._input(normalize(images[i:i + batch_size], self.config.mean, self.config.std))
+            x = self._input(normalize(images[i:i + batch_size].to(device), self.config.mean, self.config.std))
             if self.config.rust_cells:
                 pooled, maps = self._feature_maps(x)
                 grid = cell_grid(maps)

@@ -23,7 +23,8 @@ import click
               help="Audit the labels as already corrected: a folder of <source>.csv files or one file; 'none': "
                    "the publisher's. [default: the recipe's, else a corrections.csv beside each source]")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model config override (repeatable).")
-def audit_cmd(sources, model, config_file, out, folds, seed, image_size, corrections, sets):
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+def audit_cmd(sources, model, config_file, out, folds, seed, image_size, corrections, sets, device):
     """Rank every photo by how likely its label is wrong (out-of-fold scores, confident learning)
     and write a review page whose marks download as a corrections file."""
     from pathlib import Path
@@ -31,7 +32,7 @@ def audit_cmd(sources, model, config_file, out, folds, seed, image_size, correct
     from rustlab.audit.run import AuditPlan, run_audit
 
     plan = AuditPlan(sources=list(sources), out=Path(out), model=model, config=config_file, folds=folds, seed=seed,
-                     image_size=image_size, corrections=corrections, sets=tuple(sets))
+                     image_size=image_size, corrections=corrections, sets=tuple(sets), device=device)
     summary = run_audit(plan, log=lambda message: click.echo(message, err=True))
     for name, counts in summary["per_source"].items():
         click.echo(f"{name}: {counts['flagged']} of {counts['photos']} labels flagged")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rustlab.errors import RustlabError
+
 
 @dataclass
 class OutOfFold:
@@ -52,6 +54,7 @@ def out_of_fold(model, images: torch.Tensor, labels: torch.Tensor, fold: np.ndar
     from rustlab.data.transforms import normalize
 
     takes = inspect.signature(model.fit).parameters
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
     encoded = model.encode(images) if callable(getattr(model, "encode", None)) and "encoded" in takes else None
     probabilities, cells = None, None
     for k in range(int(fold.max()) + 1):
@@ -67,22 +70,28 @@ def out_of_fold(model, images: torch.Tensor, labels: torch.Tensor, fold: np.ndar
             kwargs["sources"] = [sources[i] for i in train.tolist()]
         if encoded is not None:
             kwargs["encoded"] = take_rows(encoded, train)
-        fitted.fit(images[train], labels[train], rust_index, **kwargs)
+        # without encode, the fit reads the photos themselves, on the model's device (as the trainer's)
+        fit_images, fit_labels = (images[train], labels[train]) if encoded is not None else \
+            (images[train].to(device), labels[train].to(device))
+        try:
+            fitted.fit(fit_images, fit_labels, rust_index, **kwargs)
+        except ValueError as exc:  # e.g. a class too small to appear in every fold's complement
+            raise RustlabError(f"audit: fold {k + 1}: {exc}") from None
         with torch.inference_mode():
             if encoded is not None:
                 logits = fitted.logits_from_encoded(take_rows(encoded, held))
             else:
                 fitted.eval()
-                logits = torch.cat([fitted(normalize(images[held[i:i + 64]], preprocessing["mean"],
+                logits = torch.cat([fitted(normalize(images[held[i:i + 64]].to(device), preprocessing["mean"],
                                                      preprocessing["std"])) for i in range(0, len(held), 64)])
-        p = torch.softmax(logits.float(), 1).numpy()
+        p = torch.softmax(logits.float(), 1).cpu().numpy()
         probabilities = np.zeros((len(labels), p.shape[1])) if probabilities is None else probabilities
         probabilities[held.numpy()] = p
         cell_p = fitted.cell_probabilities(take_rows(encoded, held)) \
             if encoded is not None and callable(getattr(fitted, "cell_probabilities", None)) else None
         if cell_p is not None:
             cells = np.zeros((len(labels), *cell_p.shape[1:]), dtype=np.float32) if cells is None else cells
-            cells[held.numpy()] = cell_p.numpy()
+            cells[held.numpy()] = cell_p.cpu().numpy()
         if log is not None:
             log(f"  fold {k + 1}/{int(fold.max()) + 1}: fitted on {len(train)}, scored {len(held)}")
     return OutOfFold(probabilities, cells, fold)

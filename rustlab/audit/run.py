@@ -32,6 +32,7 @@ class AuditPlan:
     image_size: int | None = None
     corrections: str | None = None
     sets: tuple = ()
+    device: str = "auto"  # the backbone's pass (the folds' closed-form fits run on the CPU)
 
 
 @dataclass
@@ -106,6 +107,8 @@ def run_audit(plan: AuditPlan, log=print) -> dict:
     from rustlab.audit.rank import rank_labels
     from rustlab.audit.report import write_outputs
     from rustlab.data.sampling import group_weights
+    from rustlab.data.sources import load_source
+    from rustlab.device import resolve_device
     from rustlab.registry import get_model_spec, get_task
     from rustlab.training.model import build_model, input_preprocessing
     from rustlab.training.step import is_closed_form
@@ -114,9 +117,11 @@ def run_audit(plan: AuditPlan, log=print) -> dict:
     model_name, model_config, size, balance, corrections = resolve(plan)
     if plan.folds < 2:
         raise RustlabError("--folds must be at least 2")
+    try:  # before minutes of work, not after
+        Path(plan.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RustlabError(f"--out {plan.out}: cannot create folder ({exc.strerror or exc})") from None
     log(f"audit of {', '.join(plan.sources)}")
-    from rustlab.data.sources import load_source
-
     sources = [load_source(spec, corrections=corrections) for spec in plan.sources]
     for source in sources:
         for note in source.notes:
@@ -130,7 +135,7 @@ def run_audit(plan: AuditPlan, log=print) -> dict:
                            "fitted in closed form (e.g. effnet-lite0-cells, effnet-lite0-probe, colour-rule)")
     torch.manual_seed(plan.seed)
     model, config = build_model(spec, task, CLASS_NAMES, size or getattr(spec.default_config(), "image_size", 224),
-                                model_config, seed=plan.seed)
+                                model_config, device=resolve_device(plan.device), seed=plan.seed)
     if not is_closed_form(model):
         raise RustlabError(f"audit: --model {model_name} is trained by epochs; k folds of it would take k "
                            "trainings. Use a model fitted in closed form (effnet-lite0-cells, effnet-lite0-probe, "
