@@ -27,6 +27,7 @@ a class, or a file named twice is an error naming the corrections file and its l
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 from dataclasses import dataclass, replace
@@ -68,21 +69,26 @@ def source_name(spec: str) -> str:
     return name[:-len(".parquet")] if name.endswith(".parquet") else name
 
 
+@functools.lru_cache(maxsize=64)
+def _folder(spec: str) -> Path | None:
+    root = Path(spec).expanduser()
+    return root.resolve() if root.is_dir() else None
+
+
 def example_file(key: str, spec: str) -> str:
     """The name a corrections file uses for the example with ``key`` in source ``spec``."""
-    root = Path(str(spec)).expanduser()
-    if root.is_dir():
+    root = _folder(str(spec))
+    if root is not None:
         try:
-            return Path(key).resolve().relative_to(root.resolve()).as_posix()
+            return Path(key).resolve().relative_to(root).as_posix()
         except ValueError:
             pass
     return str(key)
 
 
-def read_corrections(path: Path, name: str, *, rows_without_source: bool = True) -> Corrections | None:
-    """The rows of the corrections file ``path`` that are for source ``name``; None: none are.
-
-    ``rows_without_source``: rows with no ``source`` (or an empty one) are this source's."""
+def read_corrections(path: Path, name: str) -> Corrections | None:
+    """The rows of the corrections file ``path`` that are for source ``name`` (rows without a
+    ``source`` are every source's); None: none are."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -99,7 +105,7 @@ def read_corrections(path: Path, name: str, *, rows_without_source: bool = True)
     rows = {}
     for line, row in enumerate(reader, start=2):
         source = (row.get("source") or "").strip()
-        if (source and source != name) or (not source and not rows_without_source):
+        if source and source != name:
             continue
         file, label = row.get("file") or "", (row.get("label") or "").strip()  # a name is taken as written
         if not file or not label:
@@ -161,7 +167,7 @@ def apply_corrections(source, corrections: Corrections) -> None:
 
 def correct(source, examples: list) -> list:
     """``examples`` of ``source`` with its corrections applied (excluded ones left out)."""
-    fixes = getattr(source, "corrected", None)
+    fixes = source.corrected
     if not fixes:
         return list(examples)
     out = []
