@@ -15,6 +15,10 @@ SRC="--data ../shared/data/corrosion-cls --data ../shared/data/metal-cls --data 
 [ -f runs/collectors/effnet-probe-corrected/collectors.json ] || \
   $R bench collectors --model effnet-lite0-probe --config experiments/all_sources.toml $SRC \
     --seed 0 --corrections data/corrections --out runs/collectors/effnet-probe-corrected
+# 2b. the cnn at the matrix's reduced budget (12 epochs at 64 px), 3 seeds
+[ -f runs/collectors/cnn-corrected/collectors.json ] || \
+  $R bench collectors --model cnn --config experiments/cnn_corrosion.toml --epochs 12 --image-size 64 $SRC \
+    --seed 0 --seed 1 --seed 2 --corrections data/corrections --out runs/collectors/cnn-corrected
 # 3. each collector's own test photos: the corrosion recipe (3 seeds), the probe and the rule,
 #    scored on corrected labels (their default) and on the publisher's (--corrections none)
 for seed in 0 1 2; do
