@@ -9,17 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rustlab.errors import RustlabError
+from rustlab.data.corrections import source_name
 
 THUMB = 200  # px, longest side of a card's thumbnail
 LABEL_FIELDS = ("rank", "source", "file", "given_label", "rust_probability", "score", "flagged")
 MASK_FIELDS = ("rank", "source", "file", "mask_share", "iou", "confidence", "score", "flagged", "note")
-
-
-def source_name_of(spec: str) -> str:
-    from rustlab.data.corrections import source_name
-
-    return source_name(spec)
 
 
 def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_rows: np.ndarray, masks: dict | None,
@@ -27,14 +21,11 @@ def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_ro
     from rustlab.audit.page import write_page
 
     out = Path(out)
-    try:
-        (out / "thumbs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RustlabError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+    (out / "thumbs").mkdir(exist_ok=True)  # run_audit made --out itself before any work, with its error
     labelled = np.flatnonzero(known)
     rows = []
     for j, i in enumerate(labelled):
-        rows.append({"rank": int(ranked["rank"][j]), "source": source_name_of(data.sources[i]),
+        rows.append({"rank": int(ranked["rank"][j]), "source": source_name(data.sources[i]),
                      "file": data.files[i], "given_label": "rust" if data.labels[i] == 1 else "no_rust",
                      "rust_probability": round(float(oof.probabilities[i, 1]), 4),
                      "score": round(float(ranked["score"][j]), 4), "flagged": bool(ranked["flagged"][j]),
@@ -45,19 +36,19 @@ def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_ro
     mask_list = []
     if masks is not None:
         for j, i in enumerate(mask_rows):
-            mask_list.append({"rank": int(masks["rank"][j]), "source": source_name_of(data.sources[i]),
+            mask_list.append({"rank": int(masks["rank"][j]), "source": source_name(data.sources[i]),
                               "file": data.files[i], "given_label": "rust",
                               "rust_probability": round(float(oof.probabilities[i, 1]), 4),
                               "mask_share": round(float(masks["mask_share"][j]), 4),
                               "iou": round(float(masks["iou"][j]), 4),
                               "confidence": round(float(masks["confidence"][j]), 4),
                               "score": round(float(masks["score"][j]), 4), "flagged": bool(masks["flagged"][j]),
-                              "kind": "mask", "note": masks["note"][j], "_index": int(i), "_cells": j})
+                              "kind": "mask", "note": masks["note"][j], "_index": int(i)})
         mask_list.sort(key=lambda r: r["rank"])
         _write_csv(out / "masks.csv", mask_list, MASK_FIELDS)
         log(f"{len(mask_list)} masks ranked, {sum(r['flagged'] for r in mask_list)} flagged: {out / 'masks.csv'}")
-    _thumbnails(out, data, rows, mask_list, oof, mask_rows)
-    names = [source_name_of(s) for s in dict.fromkeys(data.sources)]
+    _thumbnails(out, data, rows, mask_list, oof)
+    names = [source_name(s) for s in dict.fromkeys(data.sources)]
     write_page(out / "audit.html", rows, title=f"rustlab audit: labels of {', '.join(names)}",
                class_names=["no_rust", "rust"])
     if mask_list:
@@ -81,7 +72,7 @@ def _write_csv(path: Path, rows: list, fields: tuple) -> None:
         writer.writerows(rows)
 
 
-def _thumbnails(out: Path, data, rows: list, mask_rows_out: list, oof, mask_rows: np.ndarray) -> None:
+def _thumbnails(out: Path, data, rows: list, mask_rows_out: list, oof) -> None:
     """A JPEG per card: the photo (labels), or the photo with its mask beside the model's cells (masks)."""
     from rustlab.data.images import open_rgb
     from rustlab.errors import ImageError
