@@ -143,3 +143,16 @@ def test_audit_refuses_an_unwritable_out_before_any_work(tmp_path, capsys):
     code, out, err = run_cli(capsys, "audit", "--data", "builtin:60", "--model", "colour-rule",
                              "--out", blocker / "audit")
     assert code == 1 and "cannot create folder" in err and "audit of" not in err
+
+
+def test_mask_rows_carry_each_photo_own_label(tmp_path, capsys):
+    """builtin's clean photos have (empty) masks too: their mask rows say no_rust, not rust."""
+    code, out, err = run_cli(capsys, "audit", "--data", "builtin:60", "--out", tmp_path / "a", "--folds", "3",
+                             "--image-size", "32", "--set", "weights=none")
+    assert code == 0, err
+    labels = {r["file"]: r["given_label"] for r in csv.DictReader(open(tmp_path / "a" / "audit.csv"))}
+    page = (tmp_path / "a" / "masks.html").read_text()
+    assert "no_rust" in set(labels.values())
+    blob = page.split('id="audit-data">', 1)[1].split("</script>", 1)[0]
+    rows = json.loads(blob)["rows"]
+    assert rows and all(r["given_label"] == labels[r["file"]] for r in rows)

@@ -26,7 +26,7 @@ def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_ro
     rows = []
     for j, i in enumerate(labelled):
         rows.append({"rank": int(ranked["rank"][j]), "source": source_name(data.sources[i]),
-                     "file": data.files[i], "given_label": "rust" if data.labels[i] == 1 else "no_rust",
+                     "file": data.files[i], "given_label": _given(data.labels[i]),
                      "rust_probability": round(float(oof.probabilities[i, 1]), 4),
                      "score": round(float(ranked["score"][j]), 4), "flagged": bool(ranked["flagged"][j]),
                      "kind": "label", "note": "", "_index": int(i)})
@@ -37,7 +37,7 @@ def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_ro
     if masks is not None:
         for j, i in enumerate(mask_rows):
             mask_list.append({"rank": int(masks["rank"][j]), "source": source_name(data.sources[i]),
-                              "file": data.files[i], "given_label": "rust",
+                              "file": data.files[i], "given_label": _given(data.labels[i]),
                               "rust_probability": round(float(oof.probabilities[i, 1]), 4),
                               "mask_share": round(float(masks["mask_share"][j]), 4),
                               "iou": round(float(masks["iou"][j]), 4),
@@ -63,6 +63,11 @@ def write_outputs(out: Path, data, oof, known: np.ndarray, ranked: dict, mask_ro
     (out / "audit.json").write_text(json.dumps(summary, indent=2))
     log(f"review page: {out / 'audit.html'}" + (f" and {out / 'masks.html'}" if mask_list else ""))
     return summary
+
+
+def _given(label: int) -> str:
+    """A photo's label as the page and the corrections file name it (labels are mapped to rust or not)."""
+    return "rust" if label == 1 else "no_rust"
 
 
 def _write_csv(path: Path, rows: list, fields: tuple) -> None:
