@@ -31,8 +31,8 @@ def _registered() -> list[str]:
 def test_train_one_epoch_and_predict_on_cuda_with_amp(tmp_path, model):
     """Every registered model (tiny config), as the registry-wide CPU tests in tests/ do."""
     from rustlab.config import TrainConfig
-    from rustlab.predict import Predictor
-    from rustlab.train import train
+    from rustlab.inference.predictor import Predictor
+    from rustlab.training.trainer import train
 
     cfg = TrainConfig(model=model, data="builtin:48", epochs=1, batch_size=16, device="cuda", amp=True,
                       model_config=_smoke(model), out=str(tmp_path), name="gpu")

@@ -109,7 +109,7 @@ def test_predict(benchmark, bench_settings, predict_images, speed_report, tmp_pa
 
 @pytest.mark.parametrize("model", ["unet", "effnet-lite0-cells", "unet-effnet-lite0"])
 def test_predict_batchnorm_fold(benchmark, bench_settings, tmp_path, model):
-    """The forward predict runs, BatchNorms folded (rustlab.batchnorm_fold) against unfolded."""
+    """The forward predict runs, BatchNorms folded (rustlab.inference.batchnorm_fold) against unfolded."""
     from rustlab.bench.speed_predict import measure_fold
     from rustlab.registry import get_registry
 

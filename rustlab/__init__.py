@@ -19,7 +19,7 @@ def __getattr__(name):
 
         return getattr(registry, name)
     if name == "Predictor":
-        from rustlab.predict import Predictor
+        from rustlab.inference.predictor import Predictor
 
         return Predictor
     raise AttributeError(name)

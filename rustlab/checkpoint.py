@@ -23,7 +23,7 @@ _RESTORING = contextvars.ContextVar("rustlab_restoring_checkpoint", default=Fals
 
 
 def restoring_checkpoint() -> bool:
-    """True while `build_model_from_checkpoint` builds a model: the checkpoint then overwrites
+    """True while `restore_model` builds a model: the checkpoint then overwrites
     every tensor, so a plugin may skip loading starting weights (no package read, no download)."""
     return _RESTORING.get()
 
@@ -115,14 +115,13 @@ def load_checkpoint(path, prefix: str = "model.") -> tuple[dict, dict]:
     return selected, meta
 
 
-def build_model_from_checkpoint(path, tta: str | None = None):
-    """(model with weights loaded, in eval mode; metadata). Validates plugin, config and shapes.
-
-    A per-pixel model comes wrapped in its test-time flips (rustlab.tta): the checkpoint's ``tta``
-    unless ``tta`` names another mode; ``meta["tta"]`` says which was used."""
+def restore_model(path):
+    """(the bare model with weights loaded, in eval mode; metadata). Validates plugin, config,
+    shapes and the recorded test-time flip mode. Inference wraps it in its flips
+    (rustlab.inference.loading); training resumes from it as it is."""
+    from rustlab.config import check_mode
     from rustlab.errors import RustlabError
     from rustlab.registry import get_model_spec, get_task
-    from rustlab.tta import check_mode, with_test_time_flips
 
     state, meta = load_checkpoint(path)
     try:
@@ -155,10 +154,10 @@ def build_model_from_checkpoint(path, tta: str | None = None):
         dense = get_task(meta["task"]).dense_output
     except (RustlabError, KeyError):
         raise CheckpointError(f"{meta['path']}: unknown task {meta.get('task')!r} (damaged metadata?)") from None
-    recorded = meta.get("tta", "none")  # checkpoints from before test-time flips have none
-    check_mode(recorded, dense, where=f"{meta['path']}: recorded tta")
-    meta["tta"] = check_mode(tta or recorded, dense)
-    return with_test_time_flips(model, meta["tta"]).eval(), meta
+    meta["tta"] = meta.get("tta", "none")  # checkpoints from before test-time flips have none
+    meta["dense_output"] = dense
+    check_mode(meta["tta"], dense, where=f"{meta['path']}: recorded tta")
+    return model, meta
 
 
 def _first_line(exc) -> str:

@@ -105,7 +105,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 
     Exit code 3: the run finished but some images could not be read (listed at the end)."""
     from rustlab.config import resolve_config
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     if no_cache:
         flags["cache"] = False
@@ -113,7 +113,7 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
     flags["call_data"] = list(flags["call_data"]) or None
     flags["data"] = list(flags["data"]) or None
     if resume:
-        from rustlab.train_state import resume_config
+        from rustlab.training.state import resume_config
 
         fixed = sorted(k for k, v in flags.items() if v is not None and k not in ("device", "workers", "cache"))
         if fixed or config_file or sets:
@@ -146,7 +146,7 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plo
     """Accuracy, precision, recall, F1 (rust positive), ROC-AUC, confusion matrix and calibration (ECE)."""
     from pathlib import Path
 
-    from rustlab.evaluate import evaluate_checkpoint
+    from rustlab.inference.evaluate import evaluate_checkpoint
     from rustlab.registry import get_task
 
     if plots_dir:  # fail before the evaluation, not after it
@@ -157,7 +157,7 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plo
     given = list(data)
     if not data:  # every source it was trained on: each one's own held-out split
         from rustlab.checkpoint import read_metadata
-        from rustlab.evaluate import training_sources
+        from rustlab.inference.evaluate import training_sources
 
         data = tuple(training_sources(read_metadata(checkpoint))) or (None,)
     results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta, corrections=corrections) for d in data]
@@ -215,11 +215,11 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
     if tta is not None and onnx_path is not None:
         raise click.UsageError("--tta applies to --checkpoint; an ONNX model's flips are fixed at export")
     if onnx_path is not None:
-        from rustlab.onnx_predict import OnnxPredictor
+        from rustlab.inference.onnx_runtime import OnnxPredictor
 
         predictor = OnnxPredictor(onnx_path, device=device)
     else:
-        from rustlab.predict import Predictor
+        from rustlab.inference.predictor import Predictor
 
         predictor = Predictor(checkpoint, device=device, tta=tta)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
@@ -233,7 +233,7 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
               help="Output file. [default: the checkpoint's path with .onnx]")
 def export_cmd(checkpoint, fmt, out):
     """Export a checkpoint to ONNX (dynamic batch; dynamic H/W for segmentation), checked in onnxruntime."""
-    from rustlab.export import export_onnx
+    from rustlab.inference.export import export_onnx
 
     result = export_onnx(checkpoint, out)
     axes = ", ".join(f"{k}: {'/'.join(v.values())}" for k, v in result.dynamic_axes.items())

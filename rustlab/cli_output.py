@@ -53,7 +53,7 @@ def write_reliability_plots(results: list[dict], data: list[str], plots_dir: str
     import re
     from pathlib import Path
 
-    from rustlab.calibration import plot_reliability_metrics
+    from rustlab.tasks.calibration import plot_reliability_metrics
 
     used: set[str] = set()
     for i, r in enumerate(results):
@@ -104,7 +104,7 @@ def write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
 
     from rustlab.data.images import open_rgb
     from rustlab.errors import ImageError
-    from rustlab.overlay import mask_image, overlay
+    from rustlab.inference.overlay import mask_image, overlay
 
     stem = Path(result.source).stem or "image"
     name, n = stem, 1
@@ -141,8 +141,8 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
     from tqdm import tqdm
 
     from rustlab.errors import ImageError
-    from rustlab.predict_pipeline import list_images
-    from rustlab.predict_results import ResultsFile, error_row, prediction_row, source_key
+    from rustlab.inference.pipeline import list_images
+    from rustlab.inference.results_file import ResultsFile, error_row, prediction_row, source_key
 
     if out_dir is not None:
         out_dir = mask_output_dir(predictor, out_dir)

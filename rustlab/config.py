@@ -12,7 +12,30 @@ from rustlab.errors import RustlabError
 
 
 BALANCE_MODES = ("none", "classes", "sources", "sources+classes")
-TTA_MODE_NAMES = ("none", "hflip", "hvflip")  # test-time flips of a per-pixel model (rustlab.tta)
+TTA_MODE_NAMES = ("none", "hflip", "hvflip")  # test-time flips of a per-pixel model (rustlab.inference.tta)
+
+
+def check_mode(mode: str, dense_output: bool, where: str = "--tta") -> str:
+    """``mode`` if it is a known test-time flip mode and the model's outputs are per pixel (or it
+    is "none"). A setting, checked by the trainer and the checkpoint loader without torch."""
+    if mode not in TTA_MODE_NAMES:
+        raise RustlabError(f"{where} {mode!r}: expected one of {', '.join(TTA_MODE_NAMES)}")
+    if mode != "none" and not dense_output:
+        raise RustlabError(f"{where} {mode}: test-time flips are for per-pixel (segmentation) models; "
+                           "a classifier's flipped photo is not scored")
+    return mode
+
+
+def parse_setting(value):
+    """A config value (bool, or "auto"/"true"/"false" from a flag or TOML) as "auto", True or False."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "on", "yes", "1"):
+            return True
+        if lowered in ("false", "off", "no", "0"):
+            return False
+        return lowered
+    return value
 
 
 def _sources(value) -> list[str]:
@@ -54,7 +77,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only (bf16 is far slower than fp32 on these CPUs)
     # NHWC memory layout: "auto" where experiments/speed/channels_last.md measured a gain for the
-    # model on this device type (rustlab.layout), or true / false to force it
+    # model on this device type (rustlab.inference.layout), or true / false to force it
     channels_last: bool | str = "auto"
     workers: int = 0  # DataLoader workers; 0 measured fastest on 2 cores (1 worker: 9-25% slower; experiments/speed)
     patience: int = 10  # early stopping: epochs without a better validation metric
@@ -62,7 +85,7 @@ class TrainConfig:
     name: str | None = None  # run folder name; default <model>-<timestamp>
     cache: bool = True  # reuse decoded images across runs
     model_config: dict = field(default_factory=dict)  # overrides of the plugin's config
-    # test-time flips of a per-pixel model (rustlab.tta): none | hflip | hvflip, recorded in the
+    # test-time flips of a per-pixel model (rustlab.inference.tta): none | hflip | hvflip, recorded in the
     # checkpoint and used by the final calibration and test pass, evaluate, predict, export, GUI
     tta: str = "none"
     # weight averaging (rustlab.training.ema): decay per optimiser step of an exponential moving
@@ -78,8 +101,6 @@ class TrainConfig:
             if not sources:
                 raise RustlabError("--data: at least one source is needed")
             self.data, self.extra_data = sources[0], sources[1:] + self.extra_data
-        from rustlab.layout import parse_setting
-
         self.channels_last = parse_setting(self.channels_last)
         # runs from before balancing by source stored true / false
         if isinstance(self.balance, bool) or self.balance is None:

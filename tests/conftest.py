@@ -97,7 +97,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 def train_tiny(model: str, out: Path, epochs: int = 2, data: str = TINY_DATA, log=None, stop_event=None, **kw):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     cfg = TrainConfig(model=model, data=data, epochs=epochs, batch_size=16, out=str(out), name=kw.pop("name", model),
                       model_config=tiny_config(model), device="cpu", **kw)

@@ -160,7 +160,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def predictor(cnn_checkpoint):
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     return Predictor(cnn_checkpoint, device="cpu")
 

@@ -1,4 +1,4 @@
-"""BatchNorm folding for inference (rustlab.batchnorm_fold): the same outputs for every registered
+"""BatchNorm folding for inference (rustlab.inference.batchnorm_fold): the same outputs for every registered
 model, nothing folded where it would change them, and the Predictor running the folded copy."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from rustlab.batchnorm_fold import fold_batchnorm
+from rustlab.inference.batchnorm_fold import fold_batchnorm
 from rustlab.registry import get_registry, get_task
 from conftest import TINY, train_tiny
 
@@ -90,7 +90,7 @@ def test_a_batchnorm_that_cannot_be_folded_is_left_alone(net, paired):
     model = net()
     _randomise_batchnorms(model)
     x = torch.randn(1, 3, 16, 16)
-    from rustlab.batchnorm_fold import conv_batchnorm_pairs
+    from rustlab.inference.batchnorm_fold import conv_batchnorm_pairs
 
     assert bool(conv_batchnorm_pairs(model, x)[0]) is paired
     folded = fold_batchnorm(model, x)
@@ -108,7 +108,7 @@ def test_a_batchnorm_subclass_that_does_more_is_left_alone():
 
 
 def test_the_predictor_runs_the_folded_copy_and_keeps_the_model_for_grad_cam(tmp_path, sample_images):
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     run = train_tiny("unet", tmp_path, epochs=1)  # conv -> BatchNorm -> ReLU throughout
     predictor = Predictor(run.run_dir / "best.safetensors", device="cpu")

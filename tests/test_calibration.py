@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from rustlab.calibration import (
+from rustlab.tasks.calibration import (
     TEMPERATURE_BOUNDS,
     expected_calibration_error,
     fit_temperature,
@@ -135,7 +135,7 @@ def test_predictor_shows_the_calibrated_confidence(cnn_checkpoint, sample_images
     """The Predictor divides by the checkpoint's temperature; a different T moves the confidence only."""
     from rustlab.checkpoint import load_checkpoint, save_checkpoint
     from rustlab.data.transforms import normalize
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     state, meta = load_checkpoint(cnn_checkpoint)
     meta.pop("path")

@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rustlab.checkpoint import build_model_from_checkpoint, load_checkpoint, read_metadata, save_checkpoint
+from rustlab.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from rustlab.inference.loading import build_model_from_checkpoint
 from rustlab.errors import CheckpointError
-from rustlab.predict import Predictor
+from rustlab.inference.predictor import Predictor
 
 
 def test_checkpoint_records_what_a_user_needs(cnn_checkpoint):

@@ -122,8 +122,8 @@ def fitted_checkpoint(tmp_path_factory):
 
 
 def test_checkpoint_round_trip_and_predictor(fitted_checkpoint, tmp_path):
-    from rustlab.checkpoint import build_model_from_checkpoint
-    from rustlab.predict import Predictor
+    from rustlab.inference.loading import build_model_from_checkpoint
+    from rustlab.inference.predictor import Predictor
 
     path, model = fitted_checkpoint
     loaded, _ = build_model_from_checkpoint(path)
@@ -150,7 +150,7 @@ def test_evaluate_cli_scores_the_rule_on_several_sets(fitted_checkpoint, capsys)
 def test_train_fits_the_rule_without_gradient_steps(tmp_path):
     from conftest import train_tiny
 
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
 
     run = train_tiny("colour-rule", tmp_path, epochs=5)
     assert len(run.history) == 1  # nothing to step: one pass scores the fitted rule

@@ -30,7 +30,7 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
     from safetensors.torch import load_file
 
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     single = train(TrainConfig(model="cnn", out=str(tmp_path / "single"), name="one", model_config=MODEL_CONFIG,
                                **FLAGS), log=lambda *_: None)
@@ -69,7 +69,7 @@ def test_torchrun_fits_a_closed_form_model_as_one_process_does(tmp_path):
     from safetensors.torch import load_file
 
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     model, flags = "effnet-lite0-probe", {**FLAGS, "epochs": 1, "augment": "none", "balance": "classes"}
     config = TINY[model]
@@ -93,7 +93,7 @@ def test_torchrun_fits_a_closed_form_model_as_one_process_does(tmp_path):
 
 
 def test_global_batch_must_split_evenly():
-    from rustlab.distributed import Dist
+    from rustlab.training.distributed import Dist
     from rustlab.errors import RustlabError
 
     assert Dist(world_size=4).per_rank_batch(32) == 8
@@ -103,7 +103,7 @@ def test_global_batch_must_split_evenly():
 
 def test_ranks_together_see_the_single_process_batches():
     """The sharding argument above, checked on the sampler itself (N=67, batch 16, 2 ranks)."""
-    from rustlab.distributed import Dist
+    from rustlab.training.distributed import Dist
 
     data = list(range(67))
     one = list(Dist(world_size=1).sampler(data, seed=7).__iter__())

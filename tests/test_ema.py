@@ -33,7 +33,7 @@ def test_a_run_scores_and_saves_the_average_not_the_last_step(tmp_path, model):
     from safetensors.torch import load_file
 
     from rustlab.checkpoint import read_metadata
-    from rustlab.train_state import load_train_state
+    from rustlab.training.state import load_train_state
 
     result = train_tiny(model, tmp_path, epochs=2, name="avg", **AVERAGED)
     saved = load_file(str(result.run_dir / "last.safetensors"))
@@ -52,8 +52,8 @@ def test_a_run_scores_and_saves_the_average_not_the_last_step(tmp_path, model):
 
 def test_resume_with_an_average_equals_the_uninterrupted_run(tmp_path):
     from rustlab.errors import Interrupted
-    from rustlab.train import train
-    from rustlab.train_state import resume_config
+    from rustlab.training.trainer import train
+    from rustlab.training.state import resume_config
 
     reference = train_tiny("cnn", tmp_path, epochs=4, name="reference", **AVERAGED)
     stop = threading.Event()

@@ -60,13 +60,13 @@ def _max_diff(onnx_path, model, shape) -> float:
 
 @pytest.fixture(scope="module")
 def cnn_onnx(cnn_checkpoint, tmp_path_factory):
-    from rustlab.export import export_onnx
+    from rustlab.inference.export import export_onnx
 
     return export_onnx(cnn_checkpoint, tmp_path_factory.mktemp("onnx") / "cnn.onnx").path
 
 
 def test_cnn_onnx_matches_pytorch_at_batch_1_and_3(cnn_onnx, cnn_checkpoint):
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
 
     model, _ = build_model_from_checkpoint(cnn_checkpoint)
     for batch in (1, 3):
@@ -150,8 +150,8 @@ def test_export_cli_and_errors(cnn_checkpoint, tmp_path, capsys):
 
 def test_export_refuses_a_graph_that_differs_from_pytorch(cnn_onnx, cnn_checkpoint):
     """The export-time check: the same architecture with other weights must not pass."""
-    from rustlab.checkpoint import build_model_from_checkpoint
-    from rustlab.export import _verify
+    from rustlab.inference.loading import build_model_from_checkpoint
+    from rustlab.inference.export import _verify
 
     model, _ = build_model_from_checkpoint(cnn_checkpoint)
     assert max(_verify(model, cnn_onnx, 32, False, "cnn").values()) < 1e-4
@@ -163,9 +163,9 @@ def test_export_refuses_a_graph_that_differs_from_pytorch(cnn_onnx, cnn_checkpoi
 
 @pytest.mark.parametrize("model_name", _models_of("segmentation"))
 def test_segmentation_onnx_dynamic_size_and_predictions(model_name, tmp_path, sample_images, capsys):
-    from rustlab.checkpoint import build_model_from_checkpoint
-    from rustlab.onnx_predict import OnnxPredictor
-    from rustlab.predict import Predictor
+    from rustlab.inference.loading import build_model_from_checkpoint
+    from rustlab.inference.onnx_runtime import OnnxPredictor
+    from rustlab.inference.predictor import Predictor
 
     checkpoint = _checkpoint(model_name, tmp_path / f"{model_name}.safetensors", SEG_CALIBRATION)
     code, out, err = run_cli(capsys, "export", "-c", checkpoint)

@@ -138,7 +138,7 @@ def app(xdisplay, cnn_checkpoint):
 @pytest.mark.gui
 def test_drop_rust_and_no_rust_shows_what_the_predictor_says(app, cnn_checkpoint, tmp_path):
     from rustlab.gui.results import format_confidence
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     files = _write_samples(tmp_path / "shop floor photos" / "Überprüfung", {"rust 01.png": True, "no rust.png": False})
     seen = []
@@ -334,7 +334,7 @@ def unet_checkpoint(tmp_path_factory):
 @pytest.mark.gui
 def test_segmentation_checkpoint_shows_mask_and_rust_area(xdisplay, unet_checkpoint, tmp_path):
     from rustlab.gui.results import format_confidence, format_percent
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     files = _write_samples(tmp_path, {"rust.png": True, "clean.png": False})
     app = open_app(unet_checkpoint)
@@ -449,7 +449,7 @@ def test_gradcam_points_at_the_evidence_and_only_for_its_class():
     import torch
     from torch import nn
 
-    from rustlab.explain import GradCAM
+    from rustlab.inference.explain import GradCAM
 
     conv = nn.Conv2d(3, 1, 1)
     model = nn.Sequential(conv, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2))
@@ -473,7 +473,7 @@ def test_gradcam_points_at_the_evidence_and_only_for_its_class():
 def test_gradcam_hooks_the_last_conv_and_refuses_models_without_one():
     from torch import nn
 
-    from rustlab.explain import ExplainError, GradCAM, last_conv
+    from rustlab.inference.explain import ExplainError, GradCAM, last_conv
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten())
     assert last_conv(model) == "2"
@@ -484,8 +484,8 @@ def test_gradcam_hooks_the_last_conv_and_refuses_models_without_one():
 def test_gradcam_on_the_tiny_cnn_matches_predictions(cnn_checkpoint, sample_images):
     import torch
 
-    from rustlab.explain import Explainer
-    from rustlab.predict import Predictor
+    from rustlab.inference.explain import Explainer
+    from rustlab.inference.predictor import Predictor
 
     predictor = Predictor(cnn_checkpoint, device="cpu")
     before = {k: v.clone() for k, v in predictor.model.state_dict().items()}

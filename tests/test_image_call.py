@@ -88,7 +88,7 @@ def test_call_data_leaves_out_photos_the_run_trains_on_or_holds_out(tmp_path):
 @pytest.fixture(scope="module")
 def head_run(tmp_path_factory):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     root = tmp_path_factory.mktemp("image_call")
     labelled = write_collector(root / "labelled", seed=3, count=12, size=40)
@@ -100,7 +100,8 @@ def head_run(tmp_path_factory):
 
 
 def test_training_fits_the_head_and_every_path_uses_it(head_run, capsys, tmp_path):
-    from rustlab.checkpoint import build_model_from_checkpoint, read_metadata
+    from rustlab.checkpoint import read_metadata
+    from rustlab.inference.loading import build_model_from_checkpoint
 
     result, labelled, logs = head_run
     ckpt = result.run_dir / "best.safetensors"
@@ -136,7 +137,7 @@ def test_training_fits_the_head_and_every_path_uses_it(head_run, capsys, tmp_pat
 
 def test_call_data_for_a_model_without_a_head_is_refused_before_training(tmp_path):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     labelled = write_collector(tmp_path / "labelled", seed=4, count=4, size=24)
     cfg = TrainConfig(model="unet", data=TINY_DATA, epochs=1, batch_size=16, out=str(tmp_path / "runs"),
@@ -150,7 +151,7 @@ def test_call_data_for_a_model_without_a_head_is_refused_before_training(tmp_pat
 def test_call_data_is_left_unused_when_the_config_asks_for_the_area_call(tmp_path):
     """A recipe that names call data, run with --set image_call=area (its earlier results)."""
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     labelled = write_collector(tmp_path / "labelled", seed=4, count=4, size=24)
     cfg = TrainConfig(model=MODEL, data=TINY_DATA, epochs=1, batch_size=16, out=str(tmp_path / "runs"),
@@ -169,7 +170,7 @@ def test_a_head_with_photos_of_one_kind_only_is_refused_before_training(tmp_path
 
     from rustlab.config import TrainConfig
     from rustlab.data.synthetic import render_sample
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     scenes = tmp_path / "scenes"
     (scenes / "images").mkdir(parents=True)

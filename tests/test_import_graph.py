@@ -1,4 +1,6 @@
-"""The package's shape: no import circle among rustlab's modules, and no module over ~400 lines.
+"""The package's shape: no import circle among rustlab's modules, arrows that point one way between
+its packages (docs/plugins.md, "Layout"), at most about 10 top-level modules, and no module over
+~400 lines.
 
 Imports inside functions count too: a lazy import still ties two modules together, and a circle
 of them is one refactor away from an ImportError.
@@ -11,6 +13,26 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rustlab"
 MAX_LINES = 400
+MAX_TOP_LEVEL = 10  # top-level modules besides __init__ and __main__: the rest live in packages
+
+# Which layer each module belongs to (longest prefix wins), and the layers each may import.
+# The core is the settings types, checkpoints, the registry and its hooks, data and tasks.
+CORE = ("rustlab.errors", "rustlab.config", "rustlab.checkpoint", "rustlab.device", "rustlab.registry",
+        "rustlab.hookspecs", "rustlab.padding", "rustlab.data", "rustlab.tasks")
+LAYER_OF = {**{name: "core" for name in CORE}, "rustlab.analysis": "analysis",
+            "rustlab.inference": "inference", "rustlab.training": "training", "rustlab.gui": "gui",
+            "rustlab.audit": "audit", "rustlab.bench": "bench", "rustlab.cli": "cli",
+            "rustlab.cli_output": "cli", "rustlab.__main__": "cli"}
+MAY_IMPORT = {
+    "core": {"core"},
+    "analysis": {"analysis"},
+    "inference": {"core", "inference"},  # the predict path never imports the trainer, CLI or GUI
+    "training": {"core", "inference", "training"},
+    "gui": {"core", "inference", "gui"},
+    "audit": {"core", "inference", "training", "audit"},
+    "bench": {"core", "inference", "training", "analysis", "bench"},
+    "cli": {"core", "inference", "training", "analysis", "gui", "audit", "bench", "cli"},
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -116,3 +138,26 @@ def test_no_module_over_400_lines():
     long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, (f"modules over {MAX_LINES} lines (split them by job): "
                       + ", ".join(f"{m} ({n})" for m, n in sorted(long.items())))
+
+
+def layer(module: str) -> str:
+    prefixes = [p for p in LAYER_OF if module == p or module.startswith(p + ".")]
+    assert prefixes, f"{module} belongs to no layer: add it to LAYER_OF"
+    return LAYER_OF[max(prefixes, key=len)]
+
+
+def test_arrows_between_layers_point_one_way():
+    wrong = [f"{mod} -> {dep}" for mod, deps in sorted(import_graph().items()) if mod != "rustlab"
+             for dep in sorted(deps) if layer(dep) not in MAY_IMPORT[layer(mod)]]
+    assert not wrong, "imports against the layering (tests/test_import_graph.py MAY_IMPORT): " + "; ".join(wrong)
+
+
+def test_the_layer_check_sees_a_wrong_arrow():
+    assert layer("rustlab.inference.tta") == "inference" and layer("rustlab.config") == "core"
+    assert "training" not in MAY_IMPORT[layer("rustlab.inference.predictor")]
+    assert "inference" not in MAY_IMPORT[layer("rustlab.checkpoint")]
+
+
+def test_few_top_level_modules():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert len(top) <= MAX_TOP_LEVEL, f"{len(top)} top-level modules in rustlab/ (group them in packages): {top}"

@@ -158,7 +158,7 @@ def test_several_data_sources_train_as_one_and_balance_by_source(other_collector
 
 
 def test_runs_from_before_these_settings_still_resume():
-    from rustlab.train_state import check_resumable
+    from rustlab.training.state import check_resumable
 
     cfg = TrainConfig(model_config=tiny_config("cnn"))
     old_args = {k: v for k, v in cfg.to_dict().items() if k not in ("extra_data", "balance", "split_seed")}

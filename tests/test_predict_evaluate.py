@@ -12,7 +12,7 @@ from conftest import run_cli
 from PIL import Image
 
 from rustlab.errors import ImageError
-from rustlab.predict import Predictor
+from rustlab.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Folder prediction as a pipeline (rustlab.predict_pipeline, `predict --results/--resume`):
+"""Folder prediction as a pipeline (rustlab.inference.pipeline, `predict --results/--resume`):
 input order with several decode threads, error rows, a results file that survives a crash, resume."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from conftest import run_cli
 from PIL import Image
 
 from rustlab.errors import ImageError
-from rustlab.predict_pipeline import decoded_batches, predict_stream
+from rustlab.inference.pipeline import decoded_batches, predict_stream
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def folder(tmp_path_factory):
 
 
 def _sorted_images(folder):
-    from rustlab.predict import list_images
+    from rustlab.inference.predictor import list_images
 
     return list_images([folder])
 
@@ -97,7 +97,7 @@ def test_window_is_bounded_and_closing_early_cancels_the_rest():
 
 @pytest.fixture(scope="module")
 def predictor(cnn_checkpoint):
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     return Predictor(cnn_checkpoint, device="cpu")
 
@@ -118,10 +118,10 @@ def test_onnx_predictor_uses_the_pipeline_without_torch(cnn_checkpoint, folder, 
     import subprocess
     import sys
 
-    from rustlab.export import export_onnx
+    from rustlab.inference.export import export_onnx
 
     onnx = export_onnx(cnn_checkpoint, tmp_path / "m.onnx").path
-    code = ("import sys, json; from rustlab.onnx_predict import OnnxPredictor; from rustlab.predict import list_images;"
+    code = ("import sys, json; from rustlab.inference.onnx_runtime import OnnxPredictor; from rustlab.inference.predictor import list_images;"
             f"p = OnnxPredictor({str(onnx)!r}, device='cpu');"
             f"out = list(p.predict_many(list_images([{str(folder)!r}]), batch_size=4, workers=3));"
             "print(json.dumps([getattr(o, 'source', None) or o.path for o in out]));"
@@ -178,7 +178,7 @@ def test_resume_skips_done_files_and_appends(capsys, cnn_checkpoint, folder, tmp
 def test_a_killed_run_keeps_its_rows_and_resume_drops_a_cut_off_line(capsys, cnn_checkpoint, folder, tmp_path,
                                                                      monkeypatch):
     """The model fails on the third batch: the rows of the first two are on disk already."""
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     images = _sorted_images(folder)
     results = tmp_path / "r.jsonl"
@@ -233,7 +233,7 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
     when the caller stops early."""
     import torch
 
-    from rustlab.predict import _PipelineTuner
+    from rustlab.inference.predictor import _PipelineTuner
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -289,7 +289,7 @@ def test_inline_decoding_keeps_order_and_uses_the_files_in_flight():
     decoded on the calling thread, nothing is lost or reordered, and threads resume on a flip back."""
     import threading
 
-    from rustlab.predict_pipeline import DecodeMode
+    from rustlab.inference.pipeline import DecodeMode
 
     mode, where = DecodeMode(), {}
 
@@ -313,10 +313,10 @@ def test_inline_decoding_keeps_order_and_uses_the_files_in_flight():
 def test_channels_last_is_decided_per_model_and_changes_no_answer(cnn_checkpoint, folder, monkeypatch):
     import torch
 
-    from rustlab import layout
+    from rustlab.inference import layout
     from rustlab.config import TrainConfig
     from rustlab.errors import RustlabError
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     assert layout.wants_channels_last(True, "anything", torch.device("cuda")) is True
     assert layout.wants_channels_last("false", "cnn", torch.device("cpu")) is False

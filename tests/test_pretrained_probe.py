@@ -76,7 +76,7 @@ def test_bad_feature_blocks_and_head_fit_are_refused():
 
 
 def test_grad_cam_hooks_the_deepest_kept_block():
-    from rustlab.explain import GradCAM, last_conv
+    from rustlab.inference.explain import GradCAM, last_conv
 
     model = _create("effnet-lite0-probe", weights="none", image_size=32)
     assert last_conv(model).startswith("backbone.blocks.5.")
@@ -86,9 +86,9 @@ def test_grad_cam_hooks_the_deepest_kept_block():
 
 def test_trainer_fits_the_head_once_with_balanced_weights(tmp_path):
     """One "epoch" (the fit), scored on validation; --balance reaches the fit as sample weights."""
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     lines = []
     cfg = TrainConfig(model="effnet-lite0-probe", data="builtin:64", epochs=5, out=str(tmp_path), name="p",
@@ -103,7 +103,7 @@ def test_trainer_fits_the_head_once_with_balanced_weights(tmp_path):
 
 def test_a_fit_without_sample_weights_says_balance_does_not_apply(tmp_path):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     lines = []
     cfg = TrainConfig(model="colour-rule", data="builtin:48", out=str(tmp_path), name="r", device="cpu",

@@ -27,7 +27,7 @@ def _rustlab(*args) -> subprocess.Popen:
 
 def _state_epoch(run_dir: Path) -> int:
     """Epoch of the run's training state (-1 while there is none); reads never see half a file."""
-    from rustlab.train_state import STATE_NAME, load_train_state
+    from rustlab.training.state import STATE_NAME, load_train_state
 
     if not (run_dir / STATE_NAME).exists():
         return -1
@@ -72,7 +72,7 @@ def _assert_every_file_is_whole(run_dir: Path):
     from safetensors.torch import load_file
 
     from rustlab.checkpoint import read_metadata
-    from rustlab.train_state import load_train_state
+    from rustlab.training.state import load_train_state
 
     files = sorted(run_dir.glob("*.safetensors"))
     assert files
@@ -86,7 +86,7 @@ def _assert_every_file_is_whole(run_dir: Path):
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, capsys):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     epochs = 6
     reference = train(TrainConfig(model="cnn", data="builtin:96", epochs=epochs, batch_size=16, seed=3, device="cpu",
@@ -187,7 +187,7 @@ def test_kill_during_a_checkpoint_write_leaves_the_previous_file_whole(tmp_path)
     complete earlier version (temp file + fsync + rename), and resume removes the temp file."""
     from safetensors.torch import load_file
 
-    from rustlab.train_state import remove_stale_temp_files
+    from rustlab.training.state import remove_stale_temp_files
 
     target = tmp_path / "last.safetensors"
     code = (
@@ -218,7 +218,7 @@ def test_stop_event_stops_a_training_thread(tmp_path):
 
     from rustlab.config import TrainConfig
     from rustlab.errors import Interrupted
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     stop = threading.Event()
     outcome = {}
@@ -246,7 +246,7 @@ def test_stop_event_stops_a_training_thread(tmp_path):
 def test_a_second_signal_quits_at_once_but_an_echo_does_not(monkeypatch):
     """torchrun forwards the terminal's Ctrl-C to workers that already got it: a repeat within a
     second is that echo; a later one is the user insisting."""
-    from rustlab import train_state
+    from rustlab.training import state as train_state
 
     clock = iter([100.0, 100.01, 102.0])
     monkeypatch.setattr(train_state.time, "monotonic", lambda: next(clock))

@@ -33,13 +33,13 @@ def test_the_cells_learn_where_the_rust_is_and_the_checkpoint_keeps_them(tmp_pat
     cells of held-out validation photos above the clean ones; the checkpoint gives the same logits."""
     import torch.nn.functional as F
 
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.config import TrainConfig
     from rustlab.data.cache import load_decoded
     from rustlab.data.sources import load_source
     from rustlab.data.splits import assign_splits
     from rustlab.data.transforms import normalize
-    from rustlab.train import train
+    from rustlab.training.trainer import train
     from rustlab_pretrained.cells import cell_grid
 
     lines = []

@@ -263,7 +263,7 @@ def test_train_unet_records_segmentation_metrics(unet_run, unet_checkpoint):
 
 
 def test_predictor_returns_mask_and_area(unet_checkpoint, sample_images):
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     predictor = Predictor(unet_checkpoint, device="cpu")
     path = sorted(sample_images.iterdir())[0]
@@ -341,7 +341,7 @@ def test_predict_out_same_stem_twice_and_classifier_refused(unet_checkpoint, cnn
 
 
 def test_overlay_tints_only_rust_pixels():
-    from rustlab.overlay import mask_image, overlay
+    from rustlab.inference.overlay import mask_image, overlay
 
     photo = Image.new("RGB", (40, 20), (100, 100, 100))
     prob = np.zeros((10, 10), np.float32)

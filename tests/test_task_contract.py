@@ -102,8 +102,8 @@ def toy_task():
 
 def test_a_plugin_task_trains_evaluates_and_predicts(toy_task, tmp_path, capsys, sample_images):
     from rustlab.config import TrainConfig
-    from rustlab.predict import Predictor
-    from rustlab.train import train
+    from rustlab.inference.predictor import Predictor
+    from rustlab.training.trainer import train
 
     assert isinstance(get_task("rust-score"), RustScoreTask)
     result = train(TrainConfig(model="toy-scorer", data=TINY_DATA, epochs=2, batch_size=16, out=str(tmp_path),

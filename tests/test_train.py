@@ -45,7 +45,7 @@ def test_same_seed_same_result_on_cpu(tmp_path):
 def test_tiny_cnn_learns_builtin_data(tmp_path):
     """Not a benchmark: a sanity check that the trainer optimises (chance is 0.5)."""
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     cfg = TrainConfig(model="cnn", data="builtin:240", epochs=8, batch_size=16, out=str(tmp_path), device="cpu",
                       model_config={"widths": [16, 32, 32], "hidden": 32, "image_size": 48})
@@ -56,7 +56,7 @@ def test_tiny_cnn_learns_builtin_data(tmp_path):
 
 def test_early_stopping(tmp_path):
     from rustlab.config import TrainConfig
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     cfg = TrainConfig(model="cnn", data="builtin:48", epochs=30, patience=1, lr=1e-9, out=str(tmp_path),
                       model_config={"widths": [4, 4, 4], "hidden": 8, "image_size": 16}, device="cpu")

@@ -1,4 +1,4 @@
-"""Test-time flips (rustlab.tta): the average is over views flipped back onto the photo, the mode is
+"""Test-time flips (rustlab.inference.tta): the average is over views flipped back onto the photo, the mode is
 recorded in the checkpoint, and evaluate, predict and ONNX export all apply it (or the override)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from conftest import run_cli, train_tiny
 
 from rustlab.errors import RustlabError
-from rustlab.tta import TTA_MODES, FlipAverage, check_mode, with_test_time_flips
+from rustlab.inference.tta import TTA_MODES, FlipAverage, check_mode, with_test_time_flips
 
 
 class PositionalModel(torch.nn.Module):
@@ -54,8 +54,9 @@ def unet_tta_run(tmp_path_factory):
 
 
 def test_the_checkpoint_records_the_mode_and_loaders_apply_it(unet_tta_run, sample_images):
-    from rustlab.checkpoint import build_model_from_checkpoint, read_metadata
-    from rustlab.predict import Predictor
+    from rustlab.checkpoint import read_metadata
+    from rustlab.inference.loading import build_model_from_checkpoint
+    from rustlab.inference.predictor import Predictor
 
     ckpt = unet_tta_run / "best.safetensors"
     assert read_metadata(ckpt)["tta"] == "hvflip"
@@ -94,7 +95,7 @@ def test_onnx_export_keeps_the_flips_in_the_graph(unet_tta_run, tmp_path):
     pytest.importorskip("onnxscript")
     import onnx
 
-    from rustlab.export import export_onnx
+    from rustlab.inference.export import export_onnx
 
     result = export_onnx(unet_tta_run / "best.safetensors", tmp_path / "u.onnx")  # verifies parity itself
     assert max(result.max_abs_diff.values()) < 1e-4

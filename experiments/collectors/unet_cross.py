@@ -87,7 +87,7 @@ def label_of(name: str) -> str:
 
 
 def flips_table(results: dict) -> str:
-    """The runs scored again with test-time flips (rustlab.tta, hvflip), plain beside flipped."""
+    """The runs scored again with test-time flips (rustlab.inference.tta, hvflip), plain beside flipped."""
     lines = ["| trained on | seeds | validation rust IoU, plain / flips | corrosion-seg test, plain / flips | "
              "pipe-seg test, plain / flips |", "|---|---|---|---|---|"]
     for name, rows in results.items():

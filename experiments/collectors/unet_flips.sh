@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test-time flips (rustlab.tta) on finished cross-collector U-Net runs (unet_cross.sh), with no
+# Test-time flips (rustlab.inference.tta) on finished cross-collector U-Net runs (unet_cross.sh), with no
 # retraining: each run's validation split and both collectors' test splits scored again with
 # `rustlab evaluate --tta "$TTA"`, beside the plain evaluations the run already has
 # (eval_seg_validation_${TTA}.json, eval_on_<collector>_${TTA}.json). unet_cross.py tables them.

@@ -4,7 +4,7 @@ checkpoints scored plain and with their logits averaged over the photo and its h
 Usage (repo root; 1-3 min per checkpoint on 2 cores):
     python experiments/pretrained/classifier_flips.py runs/pretrained/cells288_s{0,1,2} [--json-out F]
 
-`rustlab.tta` flips segmenters only (a mask is flipped back onto the photo); this script wraps a
+`rustlab.inference.tta` flips segmenters only (a mask is flipped back onto the photo); this script wraps a
 classifier the same way, here, so that the recipe can be measured before the product changes.
 It scores the pooled validation split the trainer selects on (corrosion-cls + corrosion-seg) and
 metal-cls' validation split (a collector neither trains on). Test splits are not read.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from rustlab.checkpoint import build_model_from_checkpoint
-from rustlab.evaluate import checkpoint_split, evaluate_decoded
+from rustlab.inference.loading import build_model_from_checkpoint
+from rustlab.inference.evaluate import checkpoint_split, evaluate_decoded
 
 SHARED = Path("../shared/data")
 SETS = {"pooled": ["corrosion-cls", "corrosion-seg"], "metal-cls": ["metal-cls"]}

@@ -3,7 +3,7 @@ paired-bootstrap 95% interval of the gap (per image: the share of seeds that cal
 minus the baseline's call; ``rustlab.bench.collectors_stats.paired_bootstrap``, the interval
 `rustlab bench collectors` reports).
 
-Each checkpoint is scored by `rustlab.evaluate.evaluate_checkpoint(per_image=True)`, so every
+Each checkpoint is scored by `rustlab.inference.evaluate.evaluate_checkpoint(per_image=True)`, so every
 model gets its own preprocessing (the pretrained models' mean/std) and split seed. A set that
 cannot be read becomes an error row; the others are still scored.
 
@@ -19,7 +19,7 @@ import json
 import statistics
 
 from rustlab.bench.collectors_stats import paired_bootstrap
-from rustlab.evaluate import evaluate_checkpoint
+from rustlab.inference.evaluate import evaluate_checkpoint
 
 CLS = "../shared/data/corrosion-cls"
 SEG = "../shared/data/corrosion-seg"

@@ -1,5 +1,5 @@
 """The photos a classifier gets wrong on one split, with its rust probability: what the error
-analysis in results.md reads. Each checkpoint is scored by `rustlab.evaluate.evaluate_checkpoint`
+analysis in results.md reads. Each checkpoint is scored by `rustlab.inference.evaluate.evaluate_checkpoint`
 (its own preprocessing and split seed), so the list is exactly what `rustlab evaluate` counts.
 
 Usage (repo root):
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rustlab.evaluate import evaluate_checkpoint
+from rustlab.inference.evaluate import evaluate_checkpoint
 
 
 def misses(checkpoint: str, data: str, split: str, device: str) -> tuple[dict, list[dict]]:

@@ -23,12 +23,12 @@ def warm_ms(checkpoint: str, images: list[Path], repeats: int, tta: str | None =
     """(median ms of ``Predictor.predict(path)``: decode + resize + forward + interpretation,
     median ms of the forward pass and interpretation alone on the preprocessed image)."""
     if str(checkpoint).endswith(".onnx"):  # `rustlab predict --onnx`: onnxruntime, no torch in the path
-        from rustlab.onnx_predict import OnnxPredictor
+        from rustlab.inference.onnx_runtime import OnnxPredictor
 
         predictor = OnnxPredictor(checkpoint, device="cpu")
         interpret = predictor.task.interpret_numpy
     else:
-        from rustlab.predict import Predictor
+        from rustlab.inference.predictor import Predictor
 
         predictor = Predictor(checkpoint, device="cpu", tta=tta)
         interpret = predictor.task.interpret

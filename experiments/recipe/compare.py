@@ -13,11 +13,11 @@ import json
 import torch
 
 from posthoc import SETS, rust_probability  # same folder: run as a script from the repo root
-from rustlab.checkpoint import build_model_from_checkpoint
+from rustlab.inference.loading import build_model_from_checkpoint
 from rustlab.data.cache import load_decoded
 from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits
-from rustlab.evaluate import _model_labels
+from rustlab.inference.evaluate import _model_labels
 
 RESAMPLES = 2000
 

@@ -14,13 +14,13 @@ import json
 
 import torch
 
-from rustlab.checkpoint import build_model_from_checkpoint
+from rustlab.inference.loading import build_model_from_checkpoint
 from rustlab.data.cache import load_decoded
 from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits
 from rustlab.data.transforms import normalize
-from rustlab.evaluate import _model_labels
-from rustlab.metrics import binary_metrics
+from rustlab.inference.evaluate import _model_labels
+from rustlab.tasks.metrics import binary_metrics
 
 CLS = "../shared/data/corrosion-cls"
 SEG = "../shared/data/corrosion-seg"

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from posthoc import CLS, rust_probability  # same folder: run as a script from the repo root
-from rustlab.checkpoint import build_model_from_checkpoint
+from rustlab.inference.loading import build_model_from_checkpoint
 from rustlab.data.cache import load_decoded
 from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits

@@ -1,4 +1,4 @@
-"""Warm predict with the BatchNorms folded into their convolutions (rustlab.batchnorm_fold) or not,
+"""Warm predict with the BatchNorms folded into their convolutions (rustlab.inference.batchnorm_fold) or not,
 per model at its recipe's input size, on this CPU: the Predictor's forward (normalise, model)
 on one photo and on a batch of 8, the two alternating in rounds (rustlab.bench.speed_predict.
 measure_fold). Untrained weights (the same speed as trained ones); ``others_cores`` > 0.25 marks

@@ -40,9 +40,9 @@ OLD_COMMIT = "1b6cb36"
 # the rows whose code changed most: the step (all), the loader (rustlab), channels_last (TrainStep's own)
 ROWS = [("naive", {}), ("rustlab", {"workers": 0}), ("bound", {}), ("rustlab", {"workers": 0, "channels_last": True})]
 PATCHES = [
-    ("from rustlab.train import make_optimizer", "from rustlab.training import make_optimizer"),
-    ("from rustlab.distributed import Dist, KeyedAugmentation",
-     "from rustlab.data.sampling import KeyedAugmentation\n        from rustlab.distributed import Dist"),
+    ("from rustlab.training.trainer import make_optimizer", "from rustlab.training import make_optimizer"),
+    ("from rustlab.training.distributed import Dist, KeyedAugmentation",
+     "from rustlab.data.sampling import KeyedAugmentation\n        from rustlab.training.distributed import Dist"),
     ("load_source(self.data, task=self.task.name)", "load_source(self.data, needs_masks=self.task.requires_masks)"),
 ]
 

@@ -2,7 +2,7 @@
 
 For each model and each set of photos, in alternating rounds (the best round of each kept):
   decode-1t  Predictor.preprocess on one thread, no model: the single-thread decode-only rate
-  decode-Nt  the pipeline's decode threads alone (rustlab.predict_pipeline.decoded_batches)
+  decode-Nt  the pipeline's decode threads alone (rustlab.inference.pipeline.decoded_batches)
   model      Predictor.run_batch on already-decoded batches: the model-only rate
   model-t1   the same with torch at 1 intra-op thread
   before     predict_many(workers=0): decode one file after another, then the batch (the old loop)
@@ -92,7 +92,7 @@ class RecordingTuner:
     seen: list = []
 
     def __new__(cls, *args, **kwargs):
-        from rustlab import predict
+        from rustlab.inference import predictor as predict
 
         tuner = predict._PipelineTuner.__wrapped__(*args, **kwargs)
         cls.seen.append(tuner)
@@ -100,7 +100,7 @@ class RecordingTuner:
 
 
 def record_tuners():
-    from rustlab import predict
+    from rustlab.inference import predictor as predict
 
     if not hasattr(predict._PipelineTuner, "__wrapped__"):
         RecordingTuner.__wrapped__ = predict._PipelineTuner
@@ -111,8 +111,8 @@ def run_model(model: str, sets: dict, rounds: int, batch_size: int, tmp: Path) -
     import torch
 
     from rustlab.bench.speed_predict import speed_checkpoint
-    from rustlab.predict import Predictor
-    from rustlab.predict_pipeline import decoded_batches, default_workers
+    from rustlab.inference.predictor import Predictor
+    from rustlab.inference.pipeline import decoded_batches, default_workers
 
     predictor = Predictor(speed_checkpoint(model, tmp, CONFIGS.get(model)), device="cpu")
     out = {"model": model, "image_size": predictor.image_size, "sets": {}}

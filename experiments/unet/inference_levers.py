@@ -15,16 +15,16 @@ import json
 
 import torch
 
-from rustlab.checkpoint import build_model_from_checkpoint
-from rustlab.evaluate import checkpoint_split, iterate_outputs
-from rustlab.tta import TTA_MODES
+from rustlab.inference.loading import build_model_from_checkpoint
+from rustlab.inference.evaluate import checkpoint_split, iterate_outputs
+from rustlab.inference.tta import TTA_MODES
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
 class Flipped(torch.nn.Module):
     """The model's logits for the flipped photo, flipped back onto the photo's pixels (one view of
-    rustlab.tta.FlipAverage, kept apart so that every mode's mean is made of the same passes)."""
+    rustlab.inference.tta.FlipAverage, kept apart so that every mode's mean is made of the same passes)."""
 
     def __init__(self, model, dims):
         super().__init__()

@@ -16,8 +16,8 @@ from rustlab.checkpoint import read_metadata
 from rustlab.data.images import load_mask, open_rgb
 from rustlab.data.sources import load_source
 from rustlab.data.splits import assign_splits
-from rustlab.overlay import overlay
-from rustlab.predict import Predictor
+from rustlab.inference.overlay import overlay
+from rustlab.inference.predictor import Predictor
 
 checkpoint, out = sys.argv[1], Path(sys.argv[2])
 side = int(sys.argv[3]) if len(sys.argv) > 3 else 192

@@ -6,7 +6,7 @@ score each source's own held-out test split. Every cell is its own run folder un
 ``OUT/runs`` and its scores are kept in ``OUT/cells``: a killed run resumes where it stopped,
 finished cells are never recomputed.
 
-A thin driver: training is ``rustlab.train.train`` and scoring ``rustlab.evaluate
+A thin driver: training is ``rustlab.training.trainer.train`` and scoring ``rustlab.inference.evaluate
 .evaluate_checkpoint``, exactly what `rustlab train` and `rustlab evaluate` run. The report
 (markdown, JSON, PNG) is made by rustlab.bench.collectors_report from plain data.
 """
@@ -68,8 +68,8 @@ def _run_name(model: str, seed: int, trained_on: list[str], all_sources: list[st
 def _train_cell(plan: Plan, model: str, seed: int, trained_on: list[str], log) -> Path:
     """The best checkpoint of the cell's run: trained now, resumed, or found finished."""
     from rustlab.config import resolve_config
-    from rustlab.train import train
-    from rustlab.train_state import STATE_NAME, load_train_state, resume_config
+    from rustlab.training.trainer import train
+    from rustlab.training.state import STATE_NAME, load_train_state, resume_config
 
     runs = plan.out / "runs"
     name = _run_name(model, seed, trained_on, plan.sources)
@@ -96,7 +96,7 @@ def _train_cell(plan: Plan, model: str, seed: int, trained_on: list[str], log) -
 
 
 def _score_cell(plan: Plan, checkpoint: Path, source: str, split: str, key: str) -> dict:
-    from rustlab.evaluate import evaluate_checkpoint
+    from rustlab.inference.evaluate import evaluate_checkpoint
 
     path = plan.out / "cells" / f"{key}.json"
     if path.is_file():

@@ -14,7 +14,7 @@ downsampling) at a time, at one fixed input size:
   contiguous and channels_last, warm-up then timed iterations, median and quartiles, through
   ``timing.timed_round``, the one timing loop of `rustlab bench`, with the cores other
   processes used meanwhile (benchmarks/test_kernels.py calls ``measure_latency`` too);
-- quality: the real trainer (``rustlab.train.train``) on ``--data`` for the same budget per
+- quality: the real trainer (``rustlab.training.trainer.train``) on ``--data`` for the same budget per
   configuration, over several seeds; validation and test metric, mean and std.
 
 Downsampling schemes of the CNN (``stride`` x ``pool``): ``s1+pool`` (the seed: stride-1 conv,

@@ -1,6 +1,6 @@
 """What `rustlab bench kernels` measures per configuration: cost and receptive field
 (``analyse``), latency (``measure_latency``: a forward pass, and the trainer's own ``TrainStep``,
-timed by ``timing.timed_round``) and quality (``train_quality``: the real ``rustlab.train.train``).
+timed by ``timing.timed_round``) and quality (``train_quality``: the real ``rustlab.training.trainer.train``).
 benchmarks/test_kernels.py calls ``measure_latency`` too."""
 
 from __future__ import annotations
@@ -198,11 +198,11 @@ def train_quality(model_name: str, model_config: dict, data: str, image_size: in
     checkpoints and resumable state take megabytes, and the study needs only its numbers."""
     import shutil
 
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.config import TrainConfig
     from rustlab.errors import Interrupted
     from rustlab.registry import get_model_spec, get_task
-    from rustlab.train import train
+    from rustlab.training.trainer import train
 
     task = get_task(get_model_spec(model_name).task)
     quality = Quality(task.monitor, epochs, [], [], [], [])

@@ -1,4 +1,4 @@
-"""Prediction and cold start, as a user meets them: the real ``rustlab.predict.Predictor`` on a
+"""Prediction and cold start, as a user meets them: the real ``rustlab.inference.predictor.Predictor`` on a
 checkpoint the trainer's pieces build, and fresh `rustlab` processes."""
 
 from __future__ import annotations
@@ -100,12 +100,12 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
                       channels_last: bool = False, batch_sizes=()) -> PredictResult:
     """Warm latency of ``Predictor.predict`` from a PIL image and from a JPEG path, and
     ``predict_many`` throughput over ``images``. ``channels_last`` tries the Predictor with its
-    model in NHWC layout, a candidate change to rustlab.predict. ``batch_sizes``: also the median
+    model in NHWC layout, a candidate change to rustlab.inference.predictor. ``batch_sizes``: also the median
     time of ``Predictor.forward`` on a uint8 batch of each size (the GPU table's batch 1 and 64)."""
     import torch
 
     from rustlab.data.images import open_rgb
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
     from rustlab.registry import count_parameters
 
     predictor = Predictor(speed_checkpoint(model, folder, model_config), device=device)
@@ -142,12 +142,12 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
 def measure_fold(model: str, folder, model_config: dict | None = None, n: int = 20, warmup: int = 3,
                  rounds: int = 3, batch_size: int = 1) -> dict:
     """The Predictor's forward on a uint8 batch (normalise, model, float) with its BatchNorms
-    folded (rustlab.batchnorm_fold, what predict runs) and unfolded, alternating in ``rounds``
+    folded (rustlab.inference.batchnorm_fold, what predict runs) and unfolded, alternating in ``rounds``
     rounds of ``n`` calls, so a host that speeds up or slows down meets both alike. Medians in ms
     (the best round of each), how many BatchNorms were folded, and how busy the other cores were."""
     import torch
 
-    from rustlab.predict import Predictor
+    from rustlab.inference.predictor import Predictor
 
     predictor = Predictor(speed_checkpoint(model, folder, model_config), device="cpu")
     folded, plain = predictor.runner, predictor.model

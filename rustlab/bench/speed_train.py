@@ -219,7 +219,7 @@ class TrainingBench:
     # -- the trainer's step ---------------------------------------------------------------------------
 
     def train_step(self, channels_last: bool, total_steps: int, compiled: bool = False):
-        """The trainer's model, optimiser and ``TrainStep``, as rustlab.train builds them."""
+        """The trainer's model, optimiser and ``TrainStep``, as rustlab.training.trainer builds them."""
         import torch
 
         from rustlab.training import (

@@ -94,6 +94,6 @@ def heat_overlay(image: Image.Image, heat: np.ndarray, strength: float = 1.0) ->
 
 def mask_overlay(image: Image.Image, mask: np.ndarray, threshold: float = 0.5) -> Image.Image:
     """Segmentation mask (rust probability per pixel) drawn as `rustlab predict --out` draws it."""
-    from rustlab.overlay import overlay
+    from rustlab.inference.overlay import overlay
 
     return overlay(image, mask, threshold=threshold)

@@ -108,7 +108,7 @@ class Worker:
 
     def _load(self, checkpoint: str):
         from rustlab.errors import RustlabError
-        from rustlab.predict import Predictor
+        from rustlab.inference.predictor import Predictor
 
         if self.torch_threads:
             import torch
@@ -121,7 +121,7 @@ class Worker:
             return
         explainer, note = None, ""
         if predictor.task.explainable:
-            from rustlab.explain import ExplainError, Explainer
+            from rustlab.inference.explain import ExplainError, Explainer
 
             try:
                 explainer = Explainer(predictor)
@@ -133,7 +133,7 @@ class Worker:
                                      explainer is not None, predictor.task.dense_output, note))
 
     def _expand(self, paths: list, generation: int):
-        from rustlab.predict import list_images
+        from rustlab.inference.predictor import list_images
 
         rows = []
         for path in paths:
@@ -150,13 +150,13 @@ class Worker:
             self._put(1, ("predict", todo, generation))
 
     def _predict_many(self, todo: list, generation: int):
-        """A drop's (row id, file) pairs through the folder pipeline (rustlab.predict_pipeline:
+        """A drop's (row id, file) pairs through the folder pipeline (rustlab.inference.pipeline:
         decoding, previews and thumbnails in threads while this thread runs the model), CHUNK
         files per job. The rest goes back in the queue at this job's place: a new drop's listing
         (priority 0) still jumps ahead, and a model loaded after this drop still waits for it."""
         import contextlib
 
-        from rustlab.predict_pipeline import decoded_batches
+        from rustlab.inference.pipeline import decoded_batches
 
         self._unfinished = dict(todo)  # what an internal error turns into error rows
         if generation != self.generation:

@@ -90,7 +90,7 @@ class Task:
 
 
 def confusion_lines(metrics: dict) -> list[str]:
-    """The binary rust / no-rust confusion matrix of ``rustlab.metrics.binary_metrics``, as text."""
+    """The binary rust / no-rust confusion matrix of ``rustlab.tasks.metrics.binary_metrics``, as text."""
     (tn, fp), (fn, tp) = metrics["confusion"]
     return ["confusion (rows true, columns predicted)", f"{'':>12} {'no_rust':>8} {'rust':>8}",
             f"{'no_rust':>12} {tn:>8} {fp:>8}", f"{'rust':>12} {fn:>8} {tp:>8}"]

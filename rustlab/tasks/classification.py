@@ -37,7 +37,7 @@ class ClassificationTask(Task):
 
     def calibrate(self, outputs, targets, rust_targets) -> dict:
         """Temperature scaling fitted by NLL on (validation) logits; stored in the checkpoint."""
-        from rustlab.calibration import expected_calibration_error, fit_temperature, nll, top_label
+        from rustlab.tasks.calibration import expected_calibration_error, fit_temperature, nll, top_label
 
         logits = outputs.detach().float().cpu().numpy()
         labels = targets.detach().long().cpu().numpy()
@@ -58,7 +58,7 @@ class ClassificationTask(Task):
 
     def interpret_numpy(self, outputs, meta: dict) -> list[dict]:
         """Per image: predicted class, its (calibrated) confidence, and the probability of rust."""
-        from rustlab.calibration import temperature_of
+        from rustlab.tasks.calibration import temperature_of
 
         logits = np.asarray(outputs, dtype=np.float32)
         probs = _softmax(logits / np.float32(temperature_of(meta.get("calibration"))))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from rustlab.metrics import binary_metrics
+from rustlab.tasks.metrics import binary_metrics
 
 
 class ClassificationMeter:
     def __init__(self, rust_index: int, calibration: dict | None = None):
-        from rustlab.calibration import temperature_of
+        from rustlab.tasks.calibration import temperature_of
 
         self.rust_index = rust_index
         self.calibration = calibration or {}
@@ -50,7 +50,7 @@ class ClassificationMeter:
     def _calibration_metrics(self, logits, targets) -> dict:
         """``ece`` of the confidences as shown (calibrated where there is a temperature); with a
         temperature also ``ece_uncalibrated``; ``reliability`` holds the bins for a diagram."""
-        from rustlab.calibration import ECE_BINS, ece_from_bins, reliability_bins, top_label
+        from rustlab.tasks.calibration import ECE_BINS, ece_from_bins, reliability_bins, top_label
 
         known = targets >= 0  # unlabelled images count for nothing here
         logits, targets = logits[known], targets[known]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rustlab.metrics import binary_metrics, roc_auc
+from rustlab.tasks.metrics import binary_metrics, roc_auc
 from rustlab.tasks.segmentation_defaults import (AREA_FLOOR, DEFAULT_AREA_THRESHOLD, DEFAULT_SLOPE, PIXEL_THRESHOLD,
                                                  WEAK_RUST, WEAK_TOP_SHARE)
 

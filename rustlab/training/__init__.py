@@ -1,8 +1,8 @@
 """The trainer's pieces, public so that `rustlab train`, the benchmarks and the experiments
 compose the same code: data (``prepare_data``, ``build_train_loader``), the model
 (``build_model``, ``make_optimizer``, ``make_weight_average``), one step (``TrainStep``) and one epoch
-(``train_one_epoch``), and the run folder (``RunFolder``). ``rustlab.train.train`` composes
-them; evaluation passes live in ``rustlab.evaluate``."""
+(``train_one_epoch``), and the run folder (``RunFolder``). ``rustlab.training.trainer.train`` composes
+them; evaluation passes live in ``rustlab.inference.evaluate``."""
 
 from rustlab.training.data import PreparedData, TrainLoader, build_train_loader, prepare_data
 from rustlab.training.ema import WeightAverage, make_weight_average

@@ -130,7 +130,7 @@ def build_train_loader(decoded, task, cfg, image_size: int, dist=None, workers: 
 
     from rustlab.data.sampling import KeyedAugmentation
     from rustlab.data.transforms import DecodedDataset, build_augmentation
-    from rustlab.distributed import Dist
+    from rustlab.training.distributed import Dist
 
     dist = dist or Dist()
     dataset = KeyedAugmentation(DecodedDataset(decoded, target=task.target,

@@ -2,7 +2,7 @@
 
 ``config.json`` (the run's settings), ``metrics.jsonl`` (a row per epoch), ``best`` and
 ``last.safetensors`` (model checkpoints with their metadata), ``train_state.safetensors``
-(rustlab.train_state), ``curves.png``, ``test_metrics.json`` and ``skipped.txt``."""
+(rustlab.training.state), ``curves.png``, ``test_metrics.json`` and ``skipped.txt``."""
 
 from __future__ import annotations
 

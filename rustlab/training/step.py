@@ -21,7 +21,7 @@ class TrainStep:
         self.device, self.amp, self.scaler = device, amp, scaler
         self.mean, self.std = preprocessing["mean"], preprocessing["std"]
         self.label_smoothing = label_smoothing
-        # NHWC weights and inputs (rustlab.layout.wants_channels_last decides per model): the
+        # NHWC weights and inputs (rustlab.inference.layout.wants_channels_last decides per model): the
         # convolutions then run without layout conversions where the backend prefers NHWC
         self.channels_last = bool(channels_last)
         if self.channels_last:
@@ -117,7 +117,7 @@ def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing
     import inspect
 
     from rustlab.data.sampling import group_weights
-    from rustlab.evaluate import evaluate_decoded
+    from rustlab.inference.evaluate import evaluate_decoded
 
     kwargs = {}
     if balance_groups is not None:

@@ -35,7 +35,7 @@ class ExportResult:
 
 def onnx_metadata(meta: dict, target: str, dynamic_axes: dict) -> dict[str, str]:
     """metadata_props: string values, JSON where the value is structured."""
-    from rustlab.calibration import temperature_of
+    from rustlab.tasks.calibration import temperature_of
 
     pre = meta["preprocessing"]
     source = Path(meta["path"])
@@ -59,7 +59,7 @@ def onnx_metadata(meta: dict, target: str, dynamic_axes: dict) -> dict[str, str]
         "dynamic_axes": json.dumps(dynamic_axes),
         "source_checkpoint": f"{source.parent.name}/{source.name}",
         "epoch": str(meta.get("epoch", "")),
-        "tta": meta.get("tta", "none"),  # test-time flips, inside the graph (rustlab.tta)
+        "tta": meta.get("tta", "none"),  # test-time flips, inside the graph (rustlab.inference.tta)
     }
 
 
@@ -69,7 +69,8 @@ def export_onnx(checkpoint, out=None, verify: bool = True) -> ExportResult:
     _require("onnxscript", "onnx")
     import torch
 
-    from rustlab.checkpoint import atomic_write, build_model_from_checkpoint
+    from rustlab.checkpoint import atomic_write
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.registry import get_task
 
     model, meta = build_model_from_checkpoint(checkpoint)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from rustlab.errors import RustlabError
+from rustlab.config import check_mode  # noqa: F401 - the setting's check, where callers have found it
 
 # the dims of an N x C x H x W batch each extra view flips (width is dim 3); the same names as
 # rustlab.config.TTA_MODE_NAMES, which the config and the CLI check without importing torch
@@ -33,16 +33,6 @@ class FlipAverage(torch.nn.Module):
         for dims in self.flips:
             total = total + self.model(x.flip(dims)).flip(dims)
         return total / (1 + len(self.flips))
-
-
-def check_mode(mode: str, dense_output: bool, where: str = "--tta") -> str:
-    """``mode`` if it is known and the model's outputs are per pixel (or it is "none")."""
-    if mode not in TTA_MODES:
-        raise RustlabError(f"{where} {mode!r}: expected one of {', '.join(TTA_MODES)}")
-    if mode != "none" and not dense_output:
-        raise RustlabError(f"{where} {mode}: test-time flips are for per-pixel (segmentation) models; "
-                           "a classifier's flipped photo is not scored")
-    return mode
 
 
 def with_test_time_flips(model: torch.nn.Module, mode: str) -> torch.nn.Module:

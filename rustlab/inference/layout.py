@@ -9,6 +9,8 @@ config field ``channels_last``), so they are not listed here: rustlab leaves the
 
 from __future__ import annotations
 
+from rustlab.config import parse_setting
+
 # Models whose CPU training step is faster in channels_last (experiments/speed/channels_last.md,
 # quiet run of 2026-11-30 05:20 UTC, 2 torch threads: cnn 1.29x, unet 1.20x).
 TRAIN_CPU: frozenset[str] = frozenset({"cnn", "unet"})
@@ -17,18 +19,6 @@ TRAIN_CPU: frozenset[str] = frozenset({"cnn", "unet"})
 PREDICT_CPU: frozenset[str] = frozenset({"cnn", "unet"})
 
 SETTINGS = ("auto", True, False)
-
-
-def parse_setting(value):
-    """A config value (bool, or "auto"/"true"/"false" from a flag or TOML) as "auto", True or False."""
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "on", "yes", "1"):
-            return True
-        if lowered in ("false", "off", "no", "0"):
-            return False
-        return lowered
-    return value
 
 
 def wants_channels_last(setting, model: str, device, purpose: str = "train") -> bool:

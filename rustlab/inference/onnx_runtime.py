@@ -16,14 +16,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from rustlab.errors import CheckpointError, ImageError, RustlabError
-from rustlab.predict_pipeline import Prediction, image_name, make_prediction, predict_stream
+from rustlab.inference.pipeline import Prediction, image_name, make_prediction, predict_stream
 
 _REQUIRED = ("rustlab_format", "model", "task", "class_names", "rust_index", "preprocessing")
 
 
 def read_onnx_metadata(session, path) -> dict:
     """rustlab's metadata_props of an ONNX model, decoded into a checkpoint-like ``meta`` dict."""
-    from rustlab.export import ONNX_FORMAT, ONNX_FORMAT_VERSION
+    from rustlab.inference.export import ONNX_FORMAT, ONNX_FORMAT_VERSION
 
     props = session.get_modelmeta().custom_metadata_map
     missing = [k for k in _REQUIRED if k not in props]
@@ -73,7 +73,7 @@ def _providers(ort, device: str) -> list[str]:
 
 
 class OnnxPredictor:
-    """Same interface as rustlab.predict.Predictor (predict, predict_many, class_names, name)."""
+    """Same interface as rustlab.inference.predictor.Predictor (predict, predict_many, class_names, name)."""
 
     def __init__(self, path, device: str = "auto"):
         try:
@@ -130,7 +130,7 @@ class OnnxPredictor:
     def predict_many(self, images: Iterable, batch_size: int = 16, workers: int | None = None,
                      prefetch: int | None = None) -> Iterator[Prediction | ImageError]:
         """Predictions in input order; an unreadable file yields its ImageError instead. Decoding
-        runs ahead in ``workers`` threads (rustlab.predict_pipeline, as the PyTorch Predictor)."""
+        runs ahead in ``workers`` threads (rustlab.inference.pipeline, as the PyTorch Predictor)."""
         return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
 
     def run_batch(self, arrays: list) -> list[dict]:

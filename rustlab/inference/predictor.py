@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 from rustlab.errors import ImageError
 # Prediction and the folder pipeline live in predict_pipeline (torch-free, shared with the ONNX
 # predictor); re-exported here, where callers have always found them.
-from rustlab.predict_pipeline import (Prediction, default_workers, image_name, list_images, make_prediction,
+from rustlab.inference.pipeline import (Prediction, default_workers, image_name, list_images, make_prediction,
                                       predict_stream)
 
 __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict_batched"]
@@ -20,8 +20,8 @@ __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict
 
 class Predictor:
     def __init__(self, checkpoint, device: str = "auto", tta: str | None = None):
-        """``tta``: a segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's."""
-        from rustlab.checkpoint import build_model_from_checkpoint
+        """``tta``: a segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's."""
+        from rustlab.inference.loading import build_model_from_checkpoint
         from rustlab.device import resolve_device
         from rustlab.registry import get_task
 
@@ -32,9 +32,9 @@ class Predictor:
         self.image_size = int(self.meta["preprocessing"]["image_size"])
         self.class_names = list(self.meta["class_names"])
         self.checkpoint = self.meta["path"]
-        from rustlab.layout import wants_channels_last
+        from rustlab.inference.layout import wants_channels_last
 
-        # NHWC where it measured faster for this model (rustlab.layout); the numbers do not change
+        # NHWC where it measured faster for this model (rustlab.inference.layout); the numbers do not change
         self.channels_last = False
         if wants_channels_last("auto", self.meta["model"], self.device, "predict"):
             self.use_channels_last()
@@ -43,9 +43,9 @@ class Predictor:
 
     def _folded(self):
         """What ``forward`` runs: ``model`` with its BatchNorms folded into their convolutions
-        (rustlab.batchnorm_fold; the same outputs, faster). ``model`` itself stays as built, for
+        (rustlab.inference.batchnorm_fold; the same outputs, faster). ``model`` itself stays as built, for
         Grad-CAM, which reads a convolution's output before its BatchNorm."""
-        from rustlab.batchnorm_fold import fold_for_inference
+        from rustlab.inference.batchnorm_fold import fold_for_inference
 
         return fold_for_inference(self.model, self.meta["preprocessing"], self.device, self.channels_last)
 
@@ -95,7 +95,7 @@ class Predictor:
                      prefetch: int | None = None) -> Iterator[Prediction | ImageError]:
         """Predictions in input order; an unreadable file yields its ImageError instead.
 
-        ``workers`` threads decode ahead while the model runs (rustlab.predict_pipeline);
+        ``workers`` threads decode ahead while the model runs (rustlab.inference.pipeline);
         0 decodes on this thread between batches."""
         workers = default_workers() if workers is None else workers
         if workers == 0 or self.device.type != "cpu":
@@ -142,7 +142,7 @@ class _PipelineTuner:
     def __init__(self, decode_threads: int):
         import torch
 
-        from rustlab.predict_pipeline import DecodeMode
+        from rustlab.inference.pipeline import DecodeMode
 
         self.full = torch.get_num_threads()
         settings = [(True, self.full), (False, self.full), (False, max(1, self.full - decode_threads))]

@@ -95,19 +95,19 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     trainer scored, for the main source and for every extra source alike. ``all`` scores every image
     (for a set the model never saw). ``per_image``: also ``per_image`` rows (key, rust, predicted_rust,
     rust_probability), e.g. for paired comparisons of two models on the same images. ``tta``: a
-    segmenter's test-time flips (rustlab.tta); None keeps the checkpoint's. ``corrections``: the
+    segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's. ``corrections``: the
     labels to score against (``--corrections``: a folder, a file, or ``none`` for the publisher's);
     None: the ones the checkpoint was trained with (rustlab.data.corrections).
     """
-    from rustlab.batchnorm_fold import fold_for_inference
-    from rustlab.checkpoint import build_model_from_checkpoint
+    from rustlab.inference.batchnorm_fold import fold_for_inference
+    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.device import resolve_device
 
     if split not in EVAL_SPLITS:
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
     dev = resolve_device(device)
     model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
-    # BatchNorms folded into their convolutions: the same outputs, faster (rustlab.batchnorm_fold)
+    # BatchNorms folded into their convolutions: the same outputs, faster (rustlab.inference.batchnorm_fold)
     model = fold_for_inference(model.to(dev), meta["preprocessing"], dev)
     data = data or meta.get("data", {}).get("spec")
     if not data:

@@ -1,7 +1,7 @@
 """The one trainer, shared by every model plugin (plain functions, as torchvision's references).
 
 ``train`` composes the public pieces of ``rustlab.training`` (data, model, step, run folder) and
-``rustlab.evaluate`` (evaluation passes, calibration); the benchmarks call the same pieces. What
+``rustlab.inference.evaluate`` (evaluation passes, calibration); the benchmarks call the same pieces. What
 differs between plugins lives in the task object and the plugin config: this file never asks
 which model it is training.
 """
@@ -90,15 +90,15 @@ def train(cfg: TrainConfig, log=log_line, resume=None, stop_event=None) -> RunRe
     """Train ``cfg.model`` on ``cfg.data``; returns the run folder and its metrics.
 
     ``resume``: an interrupted run folder to continue from its train_state.safetensors (take
-    ``cfg`` from ``rustlab.train_state.resume_config``). Under torchrun every process calls this
+    ``cfg`` from ``rustlab.training.state.resume_config``). Under torchrun every process calls this
     and rank 0 writes the files. SIGINT/SIGTERM (or ``stop_event``, a threading.Event) stop
     training after the current step and raise Interrupted, whose message says how to resume.
     A model without trainable weights that has ``fit(images, labels, rust_index)`` is fitted once,
     in closed form, on the training split instead of stepped.
     """
-    from rustlab import distributed
+    from rustlab.training import distributed
     from rustlab.registry import get_model_spec, get_task
-    from rustlab.tta import check_mode
+    from rustlab.config import check_mode
 
     cfg.validate()
     spec = get_model_spec(cfg.model)
@@ -115,7 +115,7 @@ class _Run:
     """One training run: its pieces built once (``__init__``), then ``fit`` steps the epochs."""
 
     def __init__(self, cfg: TrainConfig, spec, task, dist, log, resume):
-        from rustlab.train_state import check_resumable, load_train_state, remove_stale_temp_files
+        from rustlab.training.state import check_resumable, load_train_state, remove_stale_temp_files
         from rustlab.training import RunFolder
 
         self.cfg, self.spec, self.task, self.dist, self.log = cfg, spec, task, dist, log
@@ -146,7 +146,7 @@ class _Run:
         from rustlab.errors import CheckpointError
         from rustlab.training import (TrainStep, build_model, build_train_loader, input_preprocessing, is_closed_form,
                                       make_grad_scaler, make_optimizer, make_weight_average, prepare_data)
-        from rustlab.train_state import Progress
+        from rustlab.training.state import Progress
 
         cfg, spec, task, dist, log, state, device = (self.cfg, self.spec, self.task, self.dist, self.log, self.state,
                                                      self.device)
@@ -167,7 +167,7 @@ class _Run:
         if state is not None:
             _load_weights(model, state)
         self.preprocessing = input_preprocessing(model_config, image_size)
-        from rustlab.layout import wants_channels_last
+        from rustlab.inference.layout import wants_channels_last
 
         channels_last = wants_channels_last(cfg.channels_last, spec.name, device)
         if channels_last:  # before DDP wraps it: DDP lays out its gradient buckets from the parameters
@@ -230,7 +230,7 @@ class _Run:
 
     def _fit_image_call(self) -> None:
         """A segmenter's image-call head, fitted on the best weights and saved with them."""
-        from rustlab.checkpoint import build_model_from_checkpoint
+        from rustlab.inference.loading import build_model_from_checkpoint
         from rustlab.training.image_call import fit_image_call, has_image_call_head
 
         if not has_image_call_head(self.model):  # asked before reading the checkpoint: most runs have none
@@ -247,14 +247,14 @@ class _Run:
         self.folder.save_model(name, self.scored, self.meta, epoch, val_metrics)
 
     def save_state(self) -> None:
-        from rustlab.train_state import save_train_state
+        from rustlab.training.state import save_train_state
 
         save_train_state(self.folder.path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                          scaler=self.scaler, progress=self.progress, train_args=self.cfg.to_dict(),
                          checkpoint_meta=self.meta, world_size=self.dist.world_size, average=self.average)
 
     def evaluate(self, model, split: str, calibration=None, label_smoothing: float = 0.0) -> dict:
-        from rustlab.evaluate import evaluate_decoded
+        from rustlab.inference.evaluate import evaluate_decoded
 
         return evaluate_decoded(model, self.data.decoded[split], self.task, self.device, self.rust_index,
                                 self.preprocessing, amp=self.cfg.amp, label_smoothing=label_smoothing,
@@ -262,7 +262,7 @@ class _Run:
 
     def fit(self, stop_event=None) -> RunResult:
         from rustlab.errors import Interrupted
-        from rustlab.train_state import StopSignals
+        from rustlab.training.state import StopSignals
 
         cfg, dist, log, progress = self.cfg, self.dist, self.log, self.progress
         where = f"{self.device}" + (f" x {dist.world_size} processes ({dist.backend})" if dist.enabled else "")
@@ -294,7 +294,7 @@ class _Run:
         if interrupted:
             raise Interrupted(f"interrupted; resume with: rustlab train --resume {self.folder}", stopper.exit_code)
         # every rank waits for rank 0's finish and gets its result: a rank that left early and then
-        # failed on its way out (rustlab.distributed.Dist.close) got rank 0 killed before its test pass
+        # failed on its way out (rustlab.training.distributed.Dist.close) got rank 0 killed before its test pass
         return dist.from_main(self._finish)
 
     def _epoch(self, epoch: int, stopper, metrics_file) -> str:
@@ -359,9 +359,9 @@ class _Run:
 
     def _finish(self) -> RunResult:
         """Rank 0 after the last epoch: curves, calibration on validation, the test split."""
-        from rustlab.checkpoint import build_model_from_checkpoint
-        from rustlab.evaluate import fit_calibration
-        from rustlab.plots import plot_curves
+        from rustlab.inference.loading import build_model_from_checkpoint
+        from rustlab.inference.evaluate import fit_calibration
+        from rustlab.training.plots import plot_curves
 
         cfg, progress, data, log = self.cfg, self.progress, self.data, self.log
         plot_curves(progress.history, self.task.monitor, self.folder / "curves.png",
