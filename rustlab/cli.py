@@ -14,7 +14,26 @@ import click
 
 from rustlab.cli_output import EXIT_PARTIAL, fail, print_metrics_table, report_skipped, write_reliability_plots
 from rustlab.config import TTA_MODE_NAMES
+from rustlab.inference.default_model import NAME as DEFAULT_NAME  # torch-free
+from rustlab.inference.engine import ENGINES  # torch-free
 
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+    help="What runs the model: auto = onnxruntime on a cached export on CPU (made on first use, "
+         "checked against PyTorch), else PyTorch; onnx; torch.")
+
+
+
+def _model_or_default(checkpoint):
+    """``checkpoint``, or the packaged default model, said so on stderr (rustlab.inference.default_model)."""
+    if checkpoint is not None:
+        return checkpoint
+    from rustlab.checkpoint import read_metadata
+    from rustlab.inference.default_model import default_checkpoint, describe
+
+    path = default_checkpoint()
+    click.echo(f"rustlab: no --checkpoint given, so {describe(read_metadata(path))}", err=True)
+    return str(path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +43,7 @@ def cli():
 
     \b
     Quick start:
+      rustlab predict photo.jpg folder/      (the packaged default model)
       rustlab train --model cnn --data builtin --epochs 5
       rustlab predict --checkpoint runs/<run>/best.safetensors photo.jpg
     """
@@ -42,7 +62,7 @@ def models_cmd(as_json):
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
             params = f"error: {exc}"
         rows.append({"name": spec.name, "task": spec.task, "parameters": params, "source": spec.source,
-                     "description": spec.description})
+                     "description": spec.description, "default": spec.name == DEFAULT_NAME})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -51,6 +71,9 @@ def models_cmd(as_json):
     for r in rows:
         p = f"{r['parameters']:,}" if isinstance(r["parameters"], int) else r["parameters"]
         click.echo(f"{r['name']:<{width}} {r['task']:<15} {p:>12}  {r['source']:<18} {r['description']}")
+    if any(r["default"] for r in rows):
+        click.echo(f"\ndefault: {DEFAULT_NAME}, fitted and packaged with rustlab (docs/model-card.md); "
+                   "predict, evaluate, export and gui use it when no --checkpoint is given")
     for name, error in get_registry().failed_plugins.items():
         click.echo(f"warning: plugin {name!r} failed to load: {error}", err=True)
 
@@ -127,7 +150,8 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 
 
 @cli.command("evaluate")
-@click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
+@click.option("--checkpoint", "-c", default=None,
+              help="A .safetensors checkpoint or a run folder. [default: the packaged default model]")
 @click.option("--data", "-d", multiple=True,
               help="Data to score (repeatable). [default: every source it was trained on]")
 @click.option("--split", type=click.Choice(["test", "validation", "train", "all"]), default="test", show_default=True,
@@ -139,10 +163,11 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
 @click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
               help="Segmenters: test-time flips. [default: the checkpoint's]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@ENGINE_OPTION
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the reliability diagrams (reliability-<split>[-<data>].png). "
-                   "[default: the checkpoint's folder]")
-def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plots_dir):
+                   "[default: the checkpoint's folder; runs/default-model-evaluate for the default model]")
+def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, engine, plots_dir):
     """Accuracy, precision, recall, F1 (rust positive), ROC-AUC, confusion matrix and calibration (ECE)."""
     from pathlib import Path
 
@@ -154,13 +179,19 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plo
             Path(plots_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"--plots {plots_dir}: cannot create folder ({exc.strerror or exc})")
+    if checkpoint is None and not plots_dir:  # never beside the packaged file, inside the install
+        plots_dir = "runs/default-model-evaluate"
+    checkpoint = _model_or_default(checkpoint)
     given = list(data)
     if not data:  # every source it was trained on: each one's own held-out split
         from rustlab.checkpoint import read_metadata
         from rustlab.inference.evaluate import training_sources
 
         data = tuple(training_sources(read_metadata(checkpoint))) or (None,)
-    results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta, corrections=corrections) for d in data]
+    results = [evaluate_checkpoint(checkpoint, d, split, device, tta=tta, corrections=corrections, engine=engine)
+               for d in data]
+    if results[0].get("engine_note"):
+        click.echo(f"note: {results[0]['engine_note']}", err=True)
     write_reliability_plots(results, given or ([r["data"] for r in results] if len(results) > 1 else []), plots_dir)
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -181,10 +212,11 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plo
 
 
 @cli.command("predict")
-@click.option("--checkpoint", "-c", default=None, help="A .safetensors checkpoint or a run folder.")
+@click.option("--checkpoint", "-c", default=None,
+              help="A .safetensors checkpoint or a run folder. [default: the packaged default model]")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None,
               help="An ONNX model from `rustlab export` (onnxruntime; torch is not imported). "
-                   "Exactly one of --checkpoint and --onnx.")
+                   "At most one of --checkpoint and --onnx.")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE|FOLDER...")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--tta", type=click.Choice(TTA_MODE_NAMES), default=None,
@@ -200,16 +232,17 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, plo
               help="With --results: skip the files already in it and append the rest.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Threads decoding ahead of the model (0: decode between batches). [default: cores, at most 4]")
+@ENGINE_OPTION
 def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json, out_dir, results_path, resume,
-                workers):
+                workers, engine):
     """Label and confidence for each image, one line each (plus rust area % for segmentation models).
 
     Photos decode in parallel with the model; a progress bar with img/s shows on a terminal.
     Exit code 3: some images could not be read (1: none could)."""
     from rustlab.cli_output import run_predict
 
-    if (checkpoint is None) == (onnx_path is None):
-        raise click.UsageError("give exactly one of --checkpoint and --onnx")
+    if checkpoint is not None and onnx_path is not None:
+        raise click.UsageError("give at most one of --checkpoint and --onnx")
     if resume and results_path is None:
         raise click.UsageError("--resume continues a --results file; give --results FILE")
     if tta is not None and onnx_path is not None:
@@ -221,20 +254,26 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
     else:
         from rustlab.inference.predictor import Predictor
 
-        predictor = Predictor(checkpoint, device=device, tta=tta)
+        predictor = Predictor(_model_or_default(checkpoint), device=device, tta=tta, engine=engine)
+        if predictor.note:
+            click.echo(f"note: {predictor.note}", err=True)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
                 results_path=results_path, resume=resume, workers=workers)
 
 
 @cli.command("export")
-@click.option("--checkpoint", "-c", required=True, help="A .safetensors checkpoint or a run folder.")
+@click.option("--checkpoint", "-c", default=None,
+              help="A .safetensors checkpoint or a run folder. [default: the packaged default model]")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Output file. [default: the checkpoint's path with .onnx]")
+              help="Output file. [default: the checkpoint's path with .onnx; required for the default model]")
 def export_cmd(checkpoint, fmt, out):
     """Export a checkpoint to ONNX (dynamic batch; dynamic H/W for segmentation), checked in onnxruntime."""
     from rustlab.inference.export import export_onnx
 
+    if checkpoint is None and out is None:  # never write beside the packaged file, inside the install
+        raise click.UsageError("--out FILE.onnx is needed to export the default model")
+    checkpoint = _model_or_default(checkpoint)
     result = export_onnx(checkpoint, out)
     axes = ", ".join(f"{k}: {'/'.join(v.values())}" for k, v in result.dynamic_axes.items())
     click.echo(f"wrote {result.path} ({result.path.stat().st_size / 2**20:.1f} MiB; dynamic {axes})")
@@ -243,7 +282,7 @@ def export_cmd(checkpoint, fmt, out):
         click.echo(f"onnxruntime matches PyTorch: max abs diff {worst:.2g} over inputs "
                    f"{', '.join(result.max_abs_diff)}")
     else:
-        click.echo("onnxruntime is not installed: the export was not checked (pip install 'rustlab[onnx]')", err=True)
+        click.echo("onnxruntime is not installed: the export was not checked (pip install onnxruntime)", err=True)
 
 
 @cli.command("samples")
@@ -279,8 +318,8 @@ def samples_cmd(out_dir, count, seed, by_class):
 
 @cli.command("gui")
 @click.option("--checkpoint", "-c", default=None,
-              help="A .safetensors checkpoint or a run folder. [default: the newest runs/**/best.safetensors, "
-                   "else a file dialog]")
+              help="A .safetensors checkpoint or a run folder. [default: the packaged default model, "
+                   "else the newest runs/**/best.safetensors, else a file dialog]")
 @click.option("--device", default="auto", show_default=True)
 @click.argument("images", nargs=-1, metavar="[IMAGE|FOLDER]...")
 def gui_cmd(checkpoint, device, images):

@@ -58,6 +58,10 @@ def _private_cache(tmp_path_factory):
     os.environ["RUSTLAB_CACHE"] = str(tmp_path_factory.mktemp("rustlab-cache"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-datasets")))
+    # `--engine auto` exports each checkpoint to ONNX on first use (2-10 s each); the suite
+    # trains dozens of tiny checkpoints, so it predicts in PyTorch unless a test asks for
+    # onnxruntime (tests/test_engine.py covers the default path, its cache and its fallback)
+    os.environ.setdefault("RUSTLAB_ENGINE", "torch")
     yield
 
 

@@ -111,7 +111,7 @@ def test_the_predictor_runs_the_folded_copy_and_keeps_the_model_for_grad_cam(tmp
     from rustlab.inference.predictor import Predictor
 
     run = train_tiny("unet", tmp_path, epochs=1)  # conv -> BatchNorm -> ReLU throughout
-    predictor = Predictor(run.run_dir / "best.safetensors", device="cpu")
+    predictor = Predictor(run.run_dir / "best.safetensors", device="cpu", engine="torch")
     assert predictor.runner is not predictor.model and predictor.runner.folded_batchnorms > 0
     assert any(isinstance(m, nn.BatchNorm2d) for m in predictor.model.modules())
     path = str(next(iter(sorted(sample_images.iterdir()))))

@@ -229,8 +229,8 @@ def _read(path):
 def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predictor, folder):
     """Decoding inline is timed first and kept unprobed while decoding is a small share of the
     model's time; otherwise each threaded setting is timed on a few batches and the fastest kept;
-    measured again later; torch's own count and threaded decoding are restored at the end, also
-    when the caller stops early."""
+    measured again later. The thread count holds inside the forward only: torch's own count is
+    the caller's between results, at the end, and when the caller stops early."""
     import torch
 
     from rustlab.inference.predictor import _PipelineTuner
@@ -240,7 +240,7 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
     try:
         tuner = _PipelineTuner(decode_threads=2)
         assert tuner.candidates == [(True, 2), (False, 2), (False, 1)]
-        assert tuner.mode.inline and torch.get_num_threads() == 2
+        assert tuner.mode.inline and tuner.threads == 2
         done, now = 0, 0.0
 
         def batches(n, seconds_each, model_each):
@@ -257,12 +257,12 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
         assert tuner.probing and tuner.mode.inline  # measuring again, inline first
         # now decoding is 4x the model: 16 img/s inline, so the threaded settings are timed
         batches(tuner.PROBE, 1.0, 0.2)
-        assert tuner.probing and not tuner.mode.inline and torch.get_num_threads() == 2
+        assert tuner.probing and not tuner.mode.inline and tuner.threads == 2
         batches(1, 9.0, 0.2)  # the first batch after a change is not timed (nothing decoded ahead yet)
         batches(tuner.PROBE, 0.5, 0.2)  # threads ahead + 2 torch threads: 32 img/s
-        assert torch.get_num_threads() == 1 and not tuner.mode.inline
+        assert tuner.threads == 1 and torch.get_num_threads() == 2 and not tuner.mode.inline
         batches(1 + tuner.PROBE, 0.8, 0.3)  # threads ahead + 1 torch thread: 20 img/s; the 32 img/s setting kept
-        assert torch.get_num_threads() == 2 and not tuner.mode.inline and not tuner.probing
+        assert tuner.threads == 2 and not tuner.mode.inline and not tuner.probing
         assert tuner.choices == [(True, 2), (False, 2)]
         batches(1 + tuner.HOLD, 0.5, 0.2)
         assert tuner.probing and tuner.mode.inline  # inline again, but files decoded ahead are still in use:
@@ -273,11 +273,15 @@ def test_pipeline_setting_is_chosen_by_measured_throughput_and_restored(predicto
         batches(1 + tuner.PROBE, 1.0, 0.2)  # timed once the window is drained: decoding is not small
         assert tuner.probing and not tuner.mode.inline
         images = _sorted_images(folder) * 3
-        assert len(list(predictor.predict_many(images, batch_size=1, workers=2))) == len(images)
-        assert torch.get_num_threads() == 2
-        stream = predictor.predict_many(images, batch_size=1, workers=2)
+        from rustlab.inference.predictor import Predictor
+
+        in_torch = Predictor(predictor.checkpoint, device="cpu", engine="torch")  # the tuner is PyTorch's
+        seen = {torch.get_num_threads() for _ in in_torch.predict_many(images, batch_size=1, workers=2)}
+        assert seen == {2} and torch.get_num_threads() == 2
+        stream = in_torch.predict_many(images, batch_size=1, workers=2)
         for _ in range(1 + tuner.PROBE + 1 + tuner.PROBE + 2):  # stop mid-run, perhaps mid-probe
             next(stream)
+            assert torch.get_num_threads() == 2
         stream.close()
         assert torch.get_num_threads() == 2
     finally:

@@ -27,7 +27,7 @@ for s in 0 1 2; do
 done
 $R train --model colour-rule --data $D/corrosion-cls --device cuda --out $W --name rule > $W/rule.log 2>&1
 stage "classifier against colour-rule"
-python3 experiments/pretrained/compare.py $W/rule/best.safetensors $(ls $W/cls_s*/best.safetensors) \
+python3 experiments/compare.py $W/rule/best.safetensors $(ls $W/cls_s*/best.safetensors) \
   --set $D/corrosion-cls:test --set $D/corrosion-seg:test --set $D/metal-cls:all --set $D/pipe-seg:all \
   --set builtin:all --device cuda --json-out $W/cls_compare.json > $W/cls_compare.log 2>&1; tail -7 $W/cls_compare.log
 

@@ -6,7 +6,7 @@
 # Timings need a quiet machine: on a shared one, run it under `flock /tmp/rustlab-cpu.lock` and read
 # the "other processes" column. Needs the venv's `rustlab` and `python` on PATH.
 # Usage: bash experiments/speed/run.sh [DATA]
-#   writes results.{md,json} here, in seed-32px/ and predict/, and predict_batch.txt
+#   writes results.{md,json} here, in seed-32px/, predict/ and predict-path/, predict_batch.txt and engines.md
 set -euo pipefail
 DATA=${1:-../shared/data/corrosion-cls}
 [ -d "$DATA" ] || DATA=builtin
@@ -15,3 +15,8 @@ rustlab bench speed --data "$DATA" --out "$OUT"
 rustlab bench speed --data "$DATA" --only train --image-size 32 --out "$OUT/seed-32px"
 rustlab bench speed --data "$DATA" --only predict --only startup --out "$OUT/predict"
 python experiments/speed/predict_batch.py "$DATA" > "$OUT/predict_batch.txt"
+# Issue 33: the default predict path (onnxruntime on a cached export) beside PyTorch, per model,
+# and folder predict against the 2-core bound for the recommended model and the CNN
+python experiments/speed/engines.py > "$OUT/engines.md"
+rustlab bench speed --data "$DATA" --only predict --predict-model effnet-lite0-cells --predict-model cnn \
+  --layout contiguous --out "$OUT/predict-path"

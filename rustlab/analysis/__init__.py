@@ -2,6 +2,7 @@
 
 Backs ``rustlab bench kernels``: kernel size and stride trade cost against how much of the
 image a unit sees. Every result is a dataclass; ``dataclasses.asdict`` turns it into JSON.
+Imports nothing else of rustlab.
 """
 
 from rustlab.analysis.cost import (

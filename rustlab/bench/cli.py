@@ -77,14 +77,19 @@ def _command_line(ctx) -> str:
               help="Also write results.json and results.md into this folder (into its contended/ subfolder "
                    "where they would replace a quiet figure with one measured under contention).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown tables.")
+@click.option("--predict-model", "predict_models", multiple=True,
+              help="Model whose predict path is timed (repeatable). [default: cnn and unet]")
+@click.option("--folder-photos", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Photos of --data for folder predict against the 2-core bound, beside 24 12 MP JPEGs "
+                   "(CPU; 0: not measured).")
 def speed_cmd(data, model, batch_size, image_size, steps, repeats, warmup, workers, layout, only, device, threads,
-              amp, pin_memory, compile_mode, out, as_json):
+              amp, pin_memory, compile_mode, out, as_json, predict_models, folder_photos):
     """Training images/s of the naive, rustlab and compute-only pipelines side by side, Predictor latency,
     and cold start. Every figure records how many cores other processes used meanwhile; above 0.25 it
     is marked as measured under contention."""
     from pathlib import Path
 
-    from rustlab.bench.speed import PARTS, run_speed
+    from rustlab.bench.speed import PARTS, PREDICT_MODELS, run_speed
     from rustlab.bench.speed_report import format_report, report_dict
     from rustlab.bench.speed_results import write_results
     from rustlab.errors import RustlabError
@@ -101,6 +106,7 @@ def speed_cmd(data, model, batch_size, image_size, steps, repeats, warmup, worke
                        warmup=warmup, workers=workers, channels_last=layouts, parts=only or PARTS,
                        device=device, threads=threads, predict_n=steps, repeats=repeats, amp=amp,
                        compile_modes=compile_modes, pin_memory=pin_memory,
+                       predict_models=predict_models or PREDICT_MODELS, folder_n=folder_photos,
                        log=lambda message: click.echo(message, err=True))
     report.command = _command_line(click.get_current_context())
     text = format_report(report)

@@ -47,13 +47,16 @@ def run_speed(data: str | None = None, model: str = "cnn", batch_size: int | Non
               channels_last=(False, True), parts=PARTS, device: str = "cpu", threads: int | None = None,
               model_configs: dict | None = None, predict_models=PREDICT_MODELS, predict_n: int = 20,
               startup_repeats: int = 5, cold_predict: bool = True, repeats: int = 1, amp: bool | None = None,
-              compile_modes=(False,), pin_memory: bool | None = None, log=None) -> SpeedReport:
+              compile_modes=(False,), pin_memory: bool | None = None, folder_n: int = 200,
+              log=None) -> SpeedReport:
     """Every measurement of issue 7 in one run, in one process, on one machine.
 
     Training pipelines run ``repeats`` times in turn (naive, rustlab..., bound, naive, ...) and
     each row reports its fastest repeat: other work on a shared machine only ever slows a repeat
     down, so the fastest is the closest to what the pipeline costs (as ``timeit`` takes the
-    minimum). Every repeat's rate is kept in ``runs``, and every row its ``others_cores``."""
+    minimum). Every repeat's rate is kept in ``runs``, and every row its ``others_cores``.
+    ``folder_n``: photos of ``data`` for folder prediction against the 2-core bound (0: not measured),
+    beside 24 camera-sized JPEGs."""
     import torch
 
     log = log or (lambda message: None)
@@ -86,19 +89,24 @@ def run_speed(data: str | None = None, model: str = "cnn", batch_size: int | Non
             report.training = add_ratios([fastest_run(r) for r in runs])
         if "predict" in parts:
             images = sample_jpegs(data, tmp, count=max(4, predict_n))
-            for name, cl in itertools.product(predict_models, channels_last):
+            # the default path (onnxruntime on CPU), then PyTorch in each layout asked for
+            variants = [("auto", False)] + [("torch", cl) for cl in channels_last]
+            for name, (engine, cl) in itertools.product(predict_models, variants):
                 try:
                     result = measure_predictor(name, images, tmp, model_configs.get(name), n=predict_n,
                                                warmup=min(warmup, 3), device=device, channels_last=cl,
-                                               batch_sizes=GPU_PREDICT_BATCHES if cuda else ())
+                                               batch_sizes=GPU_PREDICT_BATCHES if cuda else (), engine=engine)
                 except RustlabError as exc:  # e.g. the unet plugin is not installed here
-                    if not cl:
+                    if engine == "auto":
                         report.skipped.append(f"predict {name}: {exc}")
                         log(f"skipped predict {name}: {exc}")
                     continue
+                result.default_path = engine == "auto"
                 report.predict.append(result)
-                log(f"predict {name}{' channels_last' if cl else ''}: {result.path_ms:.1f} ms from a JPEG path, "
-                    f"{result.folder_images_per_s:.1f} images/s on a folder")
+                log(f"predict {name} ({result.engine}{', channels_last' if cl else ''}): {result.path_ms:.1f} ms "
+                    f"from a JPEG path, {result.folder_images_per_s:.1f} images/s on a folder")
+            if not cuda and folder_n:
+                report.folder = folder_bounds(data, tmp, predict_models, model_configs, folder_n, log)
         if "startup" in parts:
             checkpoint = image = None
             if cold_predict:
@@ -111,3 +119,28 @@ def run_speed(data: str | None = None, model: str = "cnn", batch_size: int | Non
     report.machine["load_average_after"] = load_average()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def folder_bounds(data: str, tmp, models, model_configs: dict, count: int, log) -> list:
+    """The default predict path of each model on a folder, against the bound (rustlab.bench.speed_bound):
+    on ``count`` of the data's JPEGs and on 12 MP camera JPEGs."""
+    from pathlib import Path
+
+    from rustlab.bench.speed_bound import camera_folder, measure_folder_bound
+    from rustlab.inference.predictor import Predictor
+
+    own = sample_jpegs(data, Path(tmp) / "folder", count=count)
+    label = f"{Path(data).name} JPEGs" if Path(data).is_dir() else "synthetic 512 px JPEGs"
+    rows = []
+    for name in models:
+        try:
+            predictor = Predictor(speed_checkpoint(name, tmp, model_configs.get(name)), device="cpu")
+        except RustlabError as exc:
+            log(f"skipped folder bound {name}: {exc}")
+            continue
+        for photos, paths in ((label, own), ("12 MP camera JPEGs", camera_folder(tmp))):
+            row = measure_folder_bound(predictor, name, paths, photos)
+            rows.append(row)
+            log(f"folder {name} ({row.engine}) on {photos}: {row.pipeline_per_s:.1f} img/s, "
+                f"bound {row.bound_per_s:.1f} ({row.of_bound:.2f} of it)")
+    return rows

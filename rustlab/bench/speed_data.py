@@ -89,9 +89,38 @@ class PredictResult:
     folder_images_per_s: float
     batch_size: int
     channels_last: bool = False  # the Predictor's model moved to NHWC (not what rustlab predict does today)
+    engine: str = "pytorch"  # what ran the forward pass (rustlab.inference.engine): onnxruntime | pytorch
+    default_path: bool = True  # what `rustlab predict` runs (--engine auto, no layout forced)
     others_cores: float | None = None  # cores other processes kept busy meanwhile
     batch_ms: dict = field(default_factory=dict)  # batch size -> median ms of one forward on a uint8 batch
     gpu_memory_mib: float | None = None  # peak CUDA memory of the predictions (CUDA only)
+
+    @property
+    def contended(self) -> bool:
+        return is_contended(self.others_cores)
+
+
+@dataclass
+class FolderBoundResult:
+    """Folder prediction against the most a pipeline could do on these cores (issue 33): per
+    photo, the model's core time (its rate alone on all its threads, times the cores) plus one
+    thread's decode time, spread over every core. No pipeline can beat it."""
+    model: str
+    engine: str  # onnxruntime | pytorch
+    photos: str  # what was predicted (web photos, 12 MP JPEGs)
+    images: int
+    batch_size: int
+    cores: int
+    decode_per_s: float  # preprocess (decode + resize) on one thread
+    model_per_s: float  # the forward and interpretation alone, photos decoded beforehand
+    bound_per_s: float
+    pipeline_per_s: float  # Predictor.predict_many, as `rustlab predict FOLDER` runs it
+    runs: list = field(default_factory=list)  # pipeline img/s of every round; the row keeps the fastest
+    others_cores: float | None = None
+
+    @property
+    def of_bound(self) -> float:
+        return self.pipeline_per_s / self.bound_per_s
 
     @property
     def contended(self) -> bool:
@@ -121,6 +150,7 @@ class SpeedReport:
     decode: DecodeStats | None = None
     training: list = field(default_factory=list)  # PipelineResult
     predict: list = field(default_factory=list)  # PredictResult
+    folder: list = field(default_factory=list)  # FolderBoundResult
     startup: StartupResult | None = None
     skipped: list = field(default_factory=list)  # one line per measurement left out, with why
     command: str = ""
@@ -132,6 +162,8 @@ class SpeedReport:
         d = dataclasses.asdict(self)
         d["training"] = [{**dataclasses.asdict(r), "name": r.name, "contended": r.contended} for r in self.training]
         d["predict"] = [{**dataclasses.asdict(p), "contended": p.contended} for p in self.predict]
+        d["folder"] = [{**dataclasses.asdict(f), "of_bound": round(f.of_bound, 3), "contended": f.contended}
+                       for f in self.folder]
         for key in ("cache", "decode", "startup"):
             item = getattr(self, key)
             if item is not None:

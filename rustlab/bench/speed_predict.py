@@ -97,18 +97,19 @@ def forward_ms(predictor, batch, n: int, warmup: int, sync=None) -> float:
 
 def measure_predictor(model: str, images: list[str], folder, model_config: dict | None = None, n: int = 20,
                       warmup: int = 3, batch_size: int = 16, device: str = "cpu",
-                      channels_last: bool = False, batch_sizes=()) -> PredictResult:
+                      channels_last: bool = False, batch_sizes=(), engine: str = "auto") -> PredictResult:
     """Warm latency of ``Predictor.predict`` from a PIL image and from a JPEG path, and
     ``predict_many`` throughput over ``images``. ``channels_last`` tries the Predictor with its
     model in NHWC layout, a candidate change to rustlab.inference.predictor. ``batch_sizes``: also the median
-    time of ``Predictor.forward`` on a uint8 batch of each size (the GPU table's batch 1 and 64)."""
+    time of ``Predictor.forward`` on a uint8 batch of each size (the GPU table's batch 1 and 64).
+    ``engine``: the Predictor's (rustlab.inference.engine); channels_last is PyTorch's."""
     import torch
 
     from rustlab.data.images import open_rgb
     from rustlab.inference.predictor import Predictor
     from rustlab.registry import count_parameters
 
-    predictor = Predictor(speed_checkpoint(model, folder, model_config), device=device)
+    predictor = Predictor(speed_checkpoint(model, folder, model_config), device=device, engine=engine)
     if channels_last:
         predictor.use_channels_last()
     cuda = predictor.device.type == "cuda"
@@ -133,7 +134,8 @@ def measure_predictor(model: str, images: list[str], folder, model_config: dict 
         batch_ms[int(size)] = round(forward_ms(predictor, batch, n, warmup, sync), 3)
     result = PredictResult(model, predictor.image_size, count_parameters(predictor.model), pil_t.median_ms,
                            pil_t.p90_ms, path_t.median_ms, path_t.p90_ms, folder_t.items, folder_t.per_second,
-                           batch_size, channels_last, meter.others_cores(), batch_ms)
+                           batch_size, channels_last, engine=predictor.engine, others_cores=meter.others_cores(),
+                           batch_ms=batch_ms)
     if cuda:
         result.gpu_memory_mib = round(torch.cuda.max_memory_allocated(predictor.device) / 2**20, 1)
     return result
@@ -149,7 +151,7 @@ def measure_fold(model: str, folder, model_config: dict | None = None, n: int = 
 
     from rustlab.inference.predictor import Predictor
 
-    predictor = Predictor(speed_checkpoint(model, folder, model_config), device="cpu")
+    predictor = Predictor(speed_checkpoint(model, folder, model_config), device="cpu", engine="torch")
     folded, plain = predictor.runner, predictor.model
     s = predictor.image_size
     batch = torch.randint(0, 256, (int(batch_size), 3, s, s), dtype=torch.uint8)

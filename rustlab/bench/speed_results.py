@@ -31,7 +31,10 @@ def figures(results: dict) -> dict[str, bool]:
     for row in results.get("training") or []:
         out[f"train {row['name']}"] = figure_contended(row)
     for p in results.get("predict") or []:
-        out[f"predict {p['model']}{' channels_last' if p.get('channels_last') else ''}"] = figure_contended(p)
+        engine = "" if p.get("engine", "pytorch") == "pytorch" else f" {p['engine']}"  # older files: PyTorch
+        out[f"predict {p['model']}{engine}{' channels_last' if p.get('channels_last') else ''}"] = figure_contended(p)
+    for f in results.get("folder") or []:
+        out[f"folder {f['model']} {f['engine']} {f['photos']}"] = figure_contended(f)
     for key in ("cache", "decode", "startup"):
         if results.get(key):
             out[key] = figure_contended(results[key])

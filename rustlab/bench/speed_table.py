@@ -20,7 +20,7 @@ from rustlab.bench.speed_results import figure_contended, read_results
 from rustlab.errors import RustlabError
 
 # The runs of experiments/speed/run.sh at the models' default sizes (seed-32px/ is another size)
-SOURCES = ("results.json", "predict/results.json", "contended/results.json")
+SOURCES = ("results.json", "predict/results.json", "predict-path/results.json", "contended/results.json")
 BEGIN = ("<!-- speed-table: generated from experiments/speed by `python -m rustlab.bench.speed_table "
          "experiments/speed --write docs/benchmarks.md`; tests/test_speed_table.py checks it -->")
 END = "<!-- /speed-table -->"
@@ -64,6 +64,34 @@ def _predict(model):
                               and not p.get("channels_last")), None)
 
 
+def _engine_rows(sources) -> list[str]:
+    """The default predict path (onnxruntime) beside PyTorch, and folder predict beside the 2-core
+    bound (issue 33), from the first file that measured them."""
+    for name, data in sources:
+        rows = data.get("predict") or []
+        defaults = [p for p in rows if p.get("default_path") and p.get("engine") == "onnxruntime"]
+        if not defaults and not data.get("folder"):
+            continue
+        lines = []
+        where = f"{name}, {data.get('machine', {}).get('cpu', 'another machine')}"  # may differ from the header's
+        for d in defaults:
+            pt = next((p for p in rows if p["model"] == d["model"] and p.get("engine") == "pytorch"
+                       and not p.get("channels_last")), None)
+            if pt is None:
+                continue
+            mark = CONTENDED if figure_contended(d) or figure_contended(pt) else ""
+            lines.append(f"| {d['model']} warm predict, {d['image_size']} px, from a JPEG path: default path "
+                         f"(onnxruntime) / PyTorch | {d['path_ms']:.1f} / {pt['path_ms']:.1f} ms "
+                         f"(PyTorch {pt['path_ms'] / d['path_ms']:.2f}x){mark} | default <= 1.3x onnxruntime | {where} |")
+        for f in data.get("folder") or []:
+            mark = CONTENDED if figure_contended(f) else ""
+            lines.append(f"| {f['model']} folder predict ({f['engine']}), {f['photos']}, images/s: pipeline / "
+                         f"2-core bound | {f['pipeline_per_s']:.0f} / {f['bound_per_s']:.0f} = "
+                         f"{f['pipeline_per_s'] / f['bound_per_s']:.2f}{mark} | >= 0.85 | {where} |")
+        return lines
+    return []
+
+
 def render(folder) -> str:
     """The table, from the results files under ``folder``."""
     sources = load_sources(folder)
@@ -97,6 +125,7 @@ def render(folder) -> str:
             lines.append(f"| {label} warm predict, {p['image_size']} px, from a JPEG path / a PIL image | "
                          f"{p['path_ms']:.1f} / {p['pil_ms']:.1f} ms{CONTENDED if contended else ''} | {goal} | "
                          f"{name} |")
+    lines += _engine_rows(sources)
     st, name, contended = _pick(sources, lambda data: data.get("startup"))
     if st is not None:
         cold = f" / {st['predict_s']:.1f} s" if st.get("predict_s") is not None else ""

@@ -3,7 +3,8 @@
 Modules: ``app`` (the Tk window), ``detail`` and ``result_list`` (its two panels), ``worker``
 (the prediction thread and its queues), ``results`` (the session's rows and CSV export, no Tk),
 ``render`` (thumbnails and overlays, PIL only). Importing this package does not import Tk;
-only ``launch`` does, so the rest of rustlab never needs it.
+only ``launch`` does, so the rest of rustlab never needs it. May import the core and
+rustlab.inference (the one Predictor); never the trainer or the CLI.
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ def launch(checkpoint=None, images=(), device: str = "auto") -> None:
 
         read_metadata(checkpoint)  # a wrong path or a foreign file is one line, before any window
     else:
-        checkpoint = newest_checkpoint()
+        from rustlab.errors import RustlabError
+        from rustlab.inference.default_model import default_checkpoint
+
+        try:
+            checkpoint = default_checkpoint()  # the model rustlab ships (docs/model-card.md)
+        except RustlabError:
+            checkpoint = newest_checkpoint()
     root = create_root()
     from rustlab.gui.app import App
 

@@ -115,18 +115,18 @@ class Worker:
 
             torch.set_num_threads(min(torch.get_num_threads(), self.torch_threads))
         try:
-            predictor = Predictor(checkpoint, device=self.device)
+            predictor = Predictor(checkpoint, device=self.device, threads=self.torch_threads)
         except RustlabError as exc:
             self.messages.put(ModelFailed(checkpoint, str(exc)))
             return
-        explainer, note = None, ""
+        explainer, note = None, predictor.note or ""  # why it predicts in PyTorch, where it fell back
         if predictor.task.explainable:
             from rustlab.inference.explain import ExplainError, Explainer
 
             try:
                 explainer = Explainer(predictor)
             except ExplainError as exc:
-                note = str(exc)
+                note = "; ".join(filter(None, [note, str(exc)]))
         self.predictor, self.explainer = predictor, explainer
         self.messages.put(ModelReady(predictor.checkpoint, predictor.name, predictor.task.name,
                                      model_summary(predictor.meta, predictor.task.monitor),

@@ -18,7 +18,8 @@ def iterate_outputs(model, decoded, task, device, preprocessing: dict, batch_siz
     from rustlab.data.transforms import DecodedDataset, normalize
     from rustlab.device import autocast_context
 
-    model.eval()
+    if hasattr(model, "eval"):  # an onnxruntime runner (rustlab.inference.engine) has no train mode
+        model.eval()
     loader = torch.utils.data.DataLoader(DecodedDataset(decoded, target=task.target), batch_size=batch_size)
     mean, std = preprocessing["mean"], preprocessing["std"]
     with torch.inference_mode():
@@ -88,7 +89,7 @@ def _recorded_fingerprint(meta: dict, spec: str) -> str | None:
 
 def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test", device: str = "auto",
                         batch_size: int = 64, log=None, per_image: bool = False, tta: str | None = None,
-                        corrections: str | None = None) -> dict:
+                        corrections: str | None = None, engine: str = "auto") -> dict:
     """Metrics of ``checkpoint`` on ``split`` of ``data`` (default: its main training source).
 
     The split is recomputed with the training run's split seed, so `test` is the same held-out set the
@@ -97,18 +98,20 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
     rust_probability), e.g. for paired comparisons of two models on the same images. ``tta``: a
     segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's. ``corrections``: the
     labels to score against (``--corrections``: a folder, a file, or ``none`` for the publisher's);
-    None: the ones the checkpoint was trained with (rustlab.data.corrections).
+    None: the ones the checkpoint was trained with (rustlab.data.corrections). ``engine``: what runs
+    the forward pass, as for the Predictor (rustlab.inference.engine); ``engine_note`` in the result
+    says why "auto" fell back to PyTorch, where it did.
     """
-    from rustlab.inference.batchnorm_fold import fold_for_inference
-    from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.device import resolve_device
+    from rustlab.inference.engine import choose_runner
+    from rustlab.inference.loading import build_model_from_checkpoint
 
     if split not in EVAL_SPLITS:
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
     dev = resolve_device(device)
     model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
-    # BatchNorms folded into their convolutions: the same outputs, faster (rustlab.inference.batchnorm_fold)
-    model = fold_for_inference(model.to(dev), meta["preprocessing"], dev)
+    # the Predictor's engine: onnxruntime on the cached export, or PyTorch with its BatchNorms folded
+    model, note = choose_runner(meta["path"], model.to(dev), meta, dev, engine)
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
@@ -133,6 +136,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         "data": data,
         "split": split,
         "tta": meta["tta"],
+        "engine": getattr(model, "engine", "pytorch"),
+        "engine_note": note,
         "corrections": source.corrections,
         "same_data_as_training": source.fingerprint() == _recorded_fingerprint(meta, data),
         "skipped": [{"file": k, "reason": r} for k, r in decoded.skipped],
@@ -152,11 +157,14 @@ def checkpoint_split(meta: dict, data: str, split: str, corrections: str | None 
     from rustlab.registry import get_task
 
     train_args = meta.get("train_args", {})
-    if corrections is None and train_args.get("corrections"):
-        corrections = train_args["corrections"]  # a path as the run saw it: it may not be here
-        if corrections.lower() != "none" and not Path(corrections).expanduser().exists():
-            raise RustlabError(f"the checkpoint was trained with --corrections {corrections}, which is not here: "
+    recorded = train_args.get("corrections")  # a path as the run saw it: it may not be here
+    if corrections is None and recorded:
+        missing = recorded.lower() != "none" and not Path(recorded).expanduser().exists()
+        if missing and data in training_sources(meta):
+            raise RustlabError(f"the checkpoint was trained with --corrections {recorded}, which is not here: "
                                "give --corrections PATH (or --corrections none for the publisher's labels)")
+        # a source it was not trained on: its own corrections (beside it), not the training's
+        corrections = None if missing else recorded
     source = load_source(data, negatives=train_args.get("negatives") if data == meta["data"]["spec"] else None,
                          corrections=corrections)
     try:

@@ -63,9 +63,9 @@ def onnx_metadata(meta: dict, target: str, dynamic_axes: dict) -> dict[str, str]
     }
 
 
-def export_onnx(checkpoint, out=None, verify: bool = True) -> ExportResult:
+def export_onnx(checkpoint, out=None, verify: bool = True, tta: str | None = None) -> ExportResult:
     """Write ``checkpoint`` as an ONNX model (dynamic batch; dynamic H/W for per-pixel tasks). A
-    segmenter's test-time flips (its checkpoint's ``tta``) are part of the graph."""
+    segmenter's test-time flips (its checkpoint's ``tta``, or ``tta``) are part of the graph."""
     _require("onnxscript", "onnx")
     import torch
 
@@ -73,7 +73,7 @@ def export_onnx(checkpoint, out=None, verify: bool = True) -> ExportResult:
     from rustlab.inference.loading import build_model_from_checkpoint
     from rustlab.registry import get_task
 
-    model, meta = build_model_from_checkpoint(checkpoint)
+    model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
     model = model.cpu().eval()
     out = Path(out) if out else Path(meta["path"]).with_suffix(".onnx")
     if out.is_dir():
@@ -112,7 +112,7 @@ def _require(*modules: str) -> None:
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise RustlabError(f"ONNX export needs {', '.join(missing)}: pip install 'rustlab[onnx]'")
+        raise RustlabError(f"ONNX export needs {', '.join(missing)}: pip install {' '.join(missing)}")
 
 
 def _export_program(model, example, dims: dict, name: str):

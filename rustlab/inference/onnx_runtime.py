@@ -79,7 +79,7 @@ class OnnxPredictor:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RustlabError("--onnx needs onnxruntime: pip install 'rustlab[onnx]'") from None
+            raise RustlabError("--onnx needs onnxruntime: pip install onnxruntime") from None
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such ONNX model" + (" (a folder)" if path.is_dir() else ""))

@@ -5,6 +5,7 @@ The one prediction path behind `rustlab predict`, `rustlab evaluate` and the GUI
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,10 +20,16 @@ __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict
 
 
 class Predictor:
-    def __init__(self, checkpoint, device: str = "auto", tta: str | None = None):
-        """``tta``: a segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's."""
-        from rustlab.inference.loading import build_model_from_checkpoint
+    def __init__(self, checkpoint, device: str = "auto", tta: str | None = None, engine: str = "auto",
+                 threads: int | None = None):
+        """``tta``: a segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's.
+        ``engine``: what runs the forward pass (rustlab.inference.engine): "auto" (onnxruntime on a
+        cached export on CPU, else PyTorch; ``note`` says why where it fell back), "onnx" or "torch".
+        ``threads``: onnxruntime's intra-op threads (the GUI leaves a core to its window)."""
         from rustlab.device import resolve_device
+        from rustlab.inference.engine import resolve_engine
+        from rustlab.inference.layout import wants_channels_last
+        from rustlab.inference.loading import build_model_from_checkpoint
         from rustlab.registry import get_task
 
         self.device = resolve_device(device)
@@ -32,30 +39,32 @@ class Predictor:
         self.image_size = int(self.meta["preprocessing"]["image_size"])
         self.class_names = list(self.meta["class_names"])
         self.checkpoint = self.meta["path"]
-        from rustlab.inference.layout import wants_channels_last
-
-        # NHWC where it measured faster for this model (rustlab.inference.layout); the numbers do not change
+        self.threads = threads
         self.channels_last = False
-        if wants_channels_last("auto", self.meta["model"], self.device, "predict"):
-            self.use_channels_last()
-        else:
-            self.runner = self._folded()
+        if resolve_engine(engine) == "torch" or self.device.type != "cpu":
+            # NHWC where it measured faster for this model (rustlab.inference.layout); the numbers do not change
+            self.channels_last = wants_channels_last("auto", self.meta["model"], self.device, "predict")
+        self._choose(engine)
 
-    def _folded(self):
-        """What ``forward`` runs: ``model`` with its BatchNorms folded into their convolutions
-        (rustlab.inference.batchnorm_fold; the same outputs, faster). ``model`` itself stays as built, for
-        Grad-CAM, which reads a convolution's output before its BatchNorm."""
-        from rustlab.inference.batchnorm_fold import fold_for_inference
-
-        return fold_for_inference(self.model, self.meta["preprocessing"], self.device, self.channels_last)
-
-    def use_channels_last(self) -> None:
-        """Run in NHWC layout from now on (the model and what ``forward`` runs)."""
+    def _choose(self, engine: str) -> None:
+        """Set ``runner`` (what ``forward`` runs), ``engine`` ("onnxruntime" or "pytorch") and ``note``."""
         import torch
 
+        from rustlab.inference.engine import choose_runner
+
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        # PyTorch runs ``model`` with its BatchNorms folded into their convolutions
+        # (rustlab.inference.batchnorm_fold: the same outputs, faster); ``model`` itself stays as
+        # built, for Grad-CAM, which reads a convolution's output before its BatchNorm
+        self.runner, self.note = choose_runner(self.checkpoint, self.model, self.meta, self.device, engine,
+                                               self.channels_last, self.threads)
+        self.engine = getattr(self.runner, "engine", "pytorch")
+
+    def use_channels_last(self) -> None:
+        """Run in PyTorch, in NHWC layout, from now on (the model and what ``forward`` runs)."""
         self.channels_last = True
-        self.model.to(memory_format=torch.channels_last)
-        self.runner = self._folded()
+        self._choose("torch")
 
     @property
     def name(self) -> str:
@@ -98,11 +107,18 @@ class Predictor:
         ``workers`` threads decode ahead while the model runs (rustlab.inference.pipeline);
         0 decodes on this thread between batches."""
         workers = default_workers() if workers is None else workers
-        if workers == 0 or self.device.type != "cpu":
+        if workers == 0 or self.engine != "pytorch" or self.device.type != "cpu":
             return predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch)
         tuner = _PipelineTuner(workers)
-        return _restoring(predict_stream(images, self.preprocess, self.run_batch, batch_size, workers, prefetch,
-                                         on_batch=tuner, mode=tuner.mode), tuner)
+
+        def run(tensors):
+            # the tuner's thread count holds inside this forward only: the caller's code between
+            # two results runs with torch's threads as the caller set them
+            with torch_threads(tuner.threads):
+                return self.run_batch(tensors)
+
+        return predict_stream(images, self.preprocess, run, batch_size, workers, prefetch, on_batch=tuner,
+                              mode=tuner.mode)
 
     def run_batch(self, tensors: list) -> list[dict]:
         """The task's per-image result dicts for a list of ``preprocess`` outputs (one forward)."""
@@ -149,6 +165,7 @@ class _PipelineTuner:
         self.candidates = list(dict.fromkeys(settings))
         self.mode = DecodeMode()
         self.current = (False, self.full)
+        self.threads = self.full  # torch's threads during a forward (set by predict_many's run only)
         self._set(self.candidates[0])
         self.rates: dict[tuple, float] = {}
         self.index, self.count, self.probing, self.mark, self.model_s = 0, 0, True, None, 0.0
@@ -157,10 +174,7 @@ class _PipelineTuner:
     def _set(self, setting: tuple) -> None:
         inline, threads = setting
         self.mode.inline = inline
-        if threads != self.current[1]:
-            import torch
-
-            torch.set_num_threads(threads)
+        self.threads = threads
         self.current = setting
 
     def __call__(self, images_done: int, model_seconds: float = 0.0, now: float | None = None) -> None:
@@ -201,14 +215,19 @@ class _PipelineTuner:
         self.mark = None if changed else (now, images_done)
         self.count, self.model_s = 0, 0.0
 
-    def restore(self) -> None:
-        self._set((False, self.full))
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's intra-op thread count set to ``threads`` inside the block, restored after it (the
+    setting is process-wide: a library must not leave it changed for its caller)."""
+    import torch
 
-def _restoring(stream, tuner: _PipelineTuner):
-    """``stream``, with torch's thread count restored when it ends, fails or is closed early."""
+    before = torch.get_num_threads()
+    if threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
     try:
-        yield from stream
+        yield
     finally:
-        stream.close()
-        tuner.restore()
+        torch.set_num_threads(before)

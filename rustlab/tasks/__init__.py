@@ -1,6 +1,7 @@
 """Built-in tasks. A task is an object that tells the one trainer what differs between
 kinds of models: the targets it needs, its loss, its metrics and its post-processing
-(the contract is ``rustlab.tasks.base.Task``)."""
+(the contract is ``rustlab.tasks.base.Task``), with the metrics and calibration they score by.
+Part of the core: it may import the core only (tests/test_import_graph.py)."""
 
 from rustlab.hookspecs import hookimpl
 from rustlab.tasks.base import Meter, Task

@@ -2,7 +2,9 @@
 compose the same code: data (``prepare_data``, ``build_train_loader``), the model
 (``build_model``, ``make_optimizer``, ``make_weight_average``), one step (``TrainStep``) and one epoch
 (``train_one_epoch``), and the run folder (``RunFolder``). ``rustlab.training.trainer.train`` composes
-them; evaluation passes live in ``rustlab.inference.evaluate``."""
+them; evaluation passes live in ``rustlab.inference.evaluate``. Also owned here: the resumable
+state (``state``), torchrun (``distributed``) and the curves' plot (``plots``). May import the core
+and rustlab.inference; never the CLI, the GUI, the audit or the benchmarks."""
 
 from rustlab.training.data import PreparedData, TrainLoader, build_train_loader, prepare_data
 from rustlab.training.ema import WeightAverage, make_weight_average

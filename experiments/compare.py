@@ -1,14 +1,16 @@
-"""Seeds of a recipe against a baseline on every set: accuracy per seed, mean and range, and the
+"""Checkpoints against a baseline on every set: accuracy per seed, mean and range, and the
 paired-bootstrap 95% interval of the gap (per image: the share of seeds that called it right,
 minus the baseline's call; ``rustlab.bench.collectors_stats.paired_bootstrap``, the interval
 `rustlab bench collectors` reports).
 
 Each checkpoint is scored by `rustlab.inference.evaluate.evaluate_checkpoint(per_image=True)`, so every
 model gets its own preprocessing (the pretrained models' mean/std) and split seed. A set that
-cannot be read becomes an error row; the others are still scored.
+cannot be read becomes an error row; the others are still scored. One run against the baseline
+is the two-model comparison (it replaced experiments/recipe/compare.py, whose job it did); give
+the recipe study's sets with --set (experiments/recipe/results.md shows the command).
 
 Usage (repo root):
-    python experiments/pretrained/compare.py BASELINE_CKPT RUN_CKPT [RUN_CKPT ...]
+    python experiments/compare.py BASELINE_CKPT RUN_CKPT [RUN_CKPT ...]
         [--set DATA:SPLIT ...] [--device cpu|cuda|auto] [--json-out FILE.json] [--json]
 """
 
