@@ -254,7 +254,10 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
     else:
         from rustlab.inference.predictor import Predictor
 
-        predictor = Predictor(_model_or_default(checkpoint), device=device, tta=tta, engine=engine)
+        from rustlab.inference.pipeline import list_images
+
+        predictor = Predictor(_model_or_default(checkpoint), device=device, tta=tta, engine=engine,
+                              photos=len(list_images(images)))
         if predictor.note:
             click.echo(f"note: {predictor.note}", err=True)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,

@@ -115,9 +115,21 @@ def test_without_onnxruntime_auto_falls_back_with_a_note_and_onnx_refuses(auto, 
         Predictor(checkpoint, device="cpu", engine="onnx")
 
 
+def test_a_small_job_does_not_wait_for_a_first_export_but_uses_a_cached_one(auto, checkpoint):
+    from rustlab.inference.engine import EXPORT_PAYS_FROM, cache_path
+    from rustlab.inference.predictor import Predictor
+
+    small = Predictor(checkpoint, device="cpu", photos=3)
+    assert small.engine == "pytorch" and small.note is None and not cache_path(checkpoint, "none").exists()
+    assert Predictor(checkpoint, device="cpu", photos=EXPORT_PAYS_FROM).engine == "onnxruntime"  # exports
+    assert Predictor(checkpoint, device="cpu", photos=3).engine == "onnxruntime"  # cached now: used
+
+
 def test_predict_cli_says_why_it_fell_back(auto, checkpoint, sample_images, monkeypatch, capsys):
     from rustlab.inference import engine
+    from rustlab.inference.predictor import Predictor
 
+    Predictor(checkpoint, device="cpu")  # exported and cached: a one-photo job would use it
     monkeypatch.setattr(engine, "_missing_modules", lambda: ["onnxscript"])
     code, out, err = run_cli(capsys, "predict", "-c", str(checkpoint), _photos(sample_images)[0])
     assert code == 0 and "rust" in out
@@ -135,6 +147,9 @@ def test_a_bad_engine_is_one_line(checkpoint, sample_images, monkeypatch, capsys
 
 def test_evaluate_scores_the_same_through_either_engine(auto, checkpoint):
     from rustlab.inference.evaluate import evaluate_checkpoint
+    from rustlab.inference.predictor import Predictor
+
+    Predictor(checkpoint, device="cpu")  # the export a small split would not wait for
 
     fast = evaluate_checkpoint(checkpoint, split="validation", device="cpu")
     slow = evaluate_checkpoint(checkpoint, split="validation", device="cpu", engine="torch")

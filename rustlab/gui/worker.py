@@ -115,7 +115,9 @@ class Worker:
 
             torch.set_num_threads(min(torch.get_num_threads(), self.torch_threads))
         try:
-            predictor = Predictor(checkpoint, device=self.device, threads=self.torch_threads)
+            # photos=0: drops are small jobs, so a checkpoint not exported yet loads at once in
+            # PyTorch rather than after its first export (rustlab.inference.engine)
+            predictor = Predictor(checkpoint, device=self.device, threads=self.torch_threads, photos=0)
         except RustlabError as exc:
             self.messages.put(ModelFailed(checkpoint, str(exc)))
             return

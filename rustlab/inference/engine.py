@@ -26,6 +26,12 @@ from pathlib import Path
 from rustlab.errors import RustlabError
 
 ENGINES = ("auto", "onnx", "torch")
+# The first export of a checkpoint costs 10-20 s on 2 cores (the recommended model: 12 s, then
+# 18 s to the first answer); onnxruntime saves ~9 ms a photo on it. So "auto" exports only for a
+# job of at least this many photos, or of unknown size (the Python API); a smaller job whose
+# export is not cached yet runs in PyTorch: a first `rustlab predict photo.jpg` answers in 5 s
+# instead of 19 s (docs/predict.md#engine).
+EXPORT_PAYS_FROM = 1000
 PARITY_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| relative to the output's scale, as at export
 
 
@@ -133,16 +139,21 @@ def resolve_engine(engine: str = "auto") -> str:
 
 
 def choose_runner(checkpoint, model, meta: dict, device, engine: str = "auto", channels_last: bool = False,
-                  threads: int | None = None):
+                  threads: int | None = None, photos: int | None = None):
     """(callable running the forward pass on normalised batches, note or None).
 
     ``model`` is the loaded PyTorch model on ``device``; the note is one line for the user where
     ``engine="auto"`` fell back to PyTorch on CPU (on CUDA PyTorch is the choice, not a fallback).
-    ``threads``: onnxruntime's intra-op threads (default: one per physical core)."""
+    ``threads``: onnxruntime's intra-op threads (default: one per physical core). ``photos``: how
+    many photos the job holds, where known: under EXPORT_PAYS_FROM, "auto" uses an export only
+    if it is cached already."""
     from rustlab.inference.batchnorm_fold import fold_for_inference
 
     engine = resolve_engine(engine)
     note = None
+    small = photos is not None and photos < EXPORT_PAYS_FROM
+    if engine == "auto" and device.type == "cpu" and small and not cache_path(checkpoint, meta["tta"]).is_file():
+        engine = "torch"  # not worth an export now: no note, this is the choice, not a fallback
     if engine != "torch" and device.type == "cpu":
         try:
             return onnx_runner(checkpoint, model, meta, threads), None

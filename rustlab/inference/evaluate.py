@@ -110,12 +110,12 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str = "test"
         raise RustlabError(f"--split {split}: expected one of {', '.join(EVAL_SPLITS)}")
     dev = resolve_device(device)
     model, meta = build_model_from_checkpoint(checkpoint, tta=tta)
-    # the Predictor's engine: onnxruntime on the cached export, or PyTorch with its BatchNorms folded
-    model, note = choose_runner(meta["path"], model.to(dev), meta, dev, engine)
     data = data or meta.get("data", {}).get("spec")
     if not data:
         raise RustlabError("--data is required: the checkpoint does not record its training data")
     task, source, decoded = checkpoint_split(meta, data, split, corrections)
+    # the Predictor's engine: onnxruntime on the cached export, or PyTorch with its BatchNorms folded
+    model, note = choose_runner(meta["path"], model.to(dev), meta, dev, engine, photos=len(decoded))
     rows = []
 
     def keep(outputs, labels):

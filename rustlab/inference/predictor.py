@@ -21,13 +21,13 @@ __all__ = ["Prediction", "Predictor", "list_images", "make_prediction", "predict
 
 class Predictor:
     def __init__(self, checkpoint, device: str = "auto", tta: str | None = None, engine: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, photos: int | None = None):
         """``tta``: a segmenter's test-time flips (rustlab.inference.tta); None keeps the checkpoint's.
         ``engine``: what runs the forward pass (rustlab.inference.engine): "auto" (onnxruntime on a
         cached export on CPU, else PyTorch; ``note`` says why where it fell back), "onnx" or "torch".
-        ``threads``: onnxruntime's intra-op threads (the GUI leaves a core to its window)."""
+        ``threads``: onnxruntime's intra-op threads (the GUI leaves a core to its window).
+        ``photos``: the job's size where known: a small job does not wait for a first export."""
         from rustlab.device import resolve_device
-        from rustlab.inference.engine import resolve_engine
         from rustlab.inference.layout import wants_channels_last
         from rustlab.inference.loading import build_model_from_checkpoint
         from rustlab.registry import get_task
@@ -39,12 +39,11 @@ class Predictor:
         self.image_size = int(self.meta["preprocessing"]["image_size"])
         self.class_names = list(self.meta["class_names"])
         self.checkpoint = self.meta["path"]
-        self.threads = threads
+        self.threads, self.photos = threads, photos
         self.channels_last = False
-        if resolve_engine(engine) == "torch" or self.device.type != "cpu":
-            # NHWC where it measured faster for this model (rustlab.inference.layout); the numbers do not change
-            self.channels_last = wants_channels_last("auto", self.meta["model"], self.device, "predict")
         self._choose(engine)
+        if self.engine == "pytorch" and wants_channels_last("auto", self.meta["model"], self.device, "predict"):
+            self.use_channels_last()  # NHWC where it measured faster (rustlab.inference.layout): same numbers
 
     def _choose(self, engine: str) -> None:
         """Set ``runner`` (what ``forward`` runs), ``engine`` ("onnxruntime" or "pytorch") and ``note``."""
@@ -58,13 +57,14 @@ class Predictor:
         # (rustlab.inference.batchnorm_fold: the same outputs, faster); ``model`` itself stays as
         # built, for Grad-CAM, which reads a convolution's output before its BatchNorm
         self.runner, self.note = choose_runner(self.checkpoint, self.model, self.meta, self.device, engine,
-                                               self.channels_last, self.threads)
+                                               self.channels_last, self.threads, self.photos)
         self.engine = getattr(self.runner, "engine", "pytorch")
 
     def use_channels_last(self) -> None:
         """Run in PyTorch, in NHWC layout, from now on (the model and what ``forward`` runs)."""
-        self.channels_last = True
+        self.channels_last, note = True, self.note
         self._choose("torch")
+        self.note = note  # why it runs in PyTorch, where auto fell back
 
     @property
     def name(self) -> str:
