@@ -120,6 +120,9 @@ def models_cmd(as_json):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a model config field, e.g. --set kernel_size=5 --set batch_norm=true.")
 @click.option("--no-cache", is_flag=True, help="Decode images again instead of reusing the cache.")
+@click.option("--init", default=None, metavar="default|CHECKPOINT",
+              help="Start from a trained model (default: the packaged one): its model and weights. A "
+                   "closed-form model refits only its final call to --data (site adaptation, seconds).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, metavar="RUN_DIR",
               help="Continue an interrupted run from its last completed epoch, with its own settings "
                    "(only --device, --workers, --no-cache may change).")
@@ -135,6 +138,9 @@ def train_cmd(config_file, sets, no_cache, resume, **flags):
     flags["extra_data"] = list(flags["extra_data"]) or None  # not given: the config file's (if any)
     flags["call_data"] = list(flags["call_data"]) or None
     flags["data"] = list(flags["data"]) or None
+    if flags["init"] and (flags["model"] or flags["image_size"]):
+        raise click.UsageError(f"--init takes the model and its input size from the checkpoint; drop "
+                               f"--{'model' if flags['model'] else 'image-size'}")
     if resume:
         from rustlab.training.state import resume_config
 

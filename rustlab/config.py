@@ -91,6 +91,8 @@ class TrainConfig:
     # weight averaging (rustlab.training.ema): decay per optimiser step of an exponential moving
     # average of the weights, which validation, the checkpoints and the test pass use; 0 = off
     ema: float = 0.0
+    # start from a trained model (rustlab.training.init): "default" (the packaged one) or a checkpoint
+    init: str | None = None
 
     def __post_init__(self):
         self.extra_data, self.call_data = _sources(self.extra_data), _sources(self.call_data)

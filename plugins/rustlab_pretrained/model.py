@@ -356,5 +356,21 @@ class EffNetLiteClassifier(_Pretrained):
         return info
 
 
+    @torch.no_grad()
+    def adapt(self, encoded: dict, labels: torch.Tensor, rust_index: int = 1,
+              sample_weight: torch.Tensor | None = None) -> dict:
+        """`rustlab train --init`: every fitted part kept, the final call refitted to the site's
+        labelled photos (``encode``'s output and their class indices; rustlab_pretrained.adapt)."""
+        from rustlab_pretrained.adapt import fit_platt, write_into
+
+        logits = self.logits_from_encoded(encoded)
+        known = labels >= 0
+        s = logits[:, rust_index] - logits[:, 1 - rust_index]
+        weight = sample_weight[known] if sample_weight is not None else None
+        a, b, info = fit_platt(s[known], labels[known] == rust_index, weight)
+        write_into(self.cells.stack if self.config.rust_cells else self.classifier(), rust_index, a, b)
+        return info
+
+
 def build_classifier(cfg: EffNetLiteConfig) -> EffNetLiteClassifier:
     return EffNetLiteClassifier(cfg)

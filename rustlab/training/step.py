@@ -137,6 +137,23 @@ def fit_closed_form(model, decoded, task, device, rust_index: int, preprocessing
     return evaluate_decoded(model, decoded, task, device, rust_index, preprocessing, amp=amp)
 
 
+def closed_form_epoch(model, data, cfg, task, device, rust_index: int, preprocessing: dict, log=None) -> dict:
+    """The one "epoch" of a closed-form model: fitted on the training split, or under ``--init``
+    its fitted parts kept and its final call refitted (rustlab.training.init)."""
+    from rustlab.training.data import balance_groups, image_sources
+
+    train, examples = data.decoded["train"], data.splits["train"]
+    groups = balance_groups(train, cfg.balance, examples)
+    if cfg.init:
+        from rustlab.data.sampling import group_weights
+        from rustlab.training.init import adapt_closed_form
+
+        return adapt_closed_form(model, train, task, device, rust_index, preprocessing, cfg.amp, log,
+                                 group_weights(groups) if groups is not None else None)
+    return fit_closed_form(model, train, task, device, rust_index, preprocessing, cfg.amp, log, groups,
+                           image_sources(train, examples))
+
+
 def is_closed_form(model) -> bool:
     """A model without trainable weights that can ``fit(images, labels, rust_index)``."""
     return callable(getattr(model, "fit", None)) and not any(p.requires_grad for p in model.parameters())

@@ -101,6 +101,10 @@ def train(cfg: TrainConfig, log=log_line, resume=None, stop_event=None) -> RunRe
     from rustlab.config import check_mode
 
     cfg.validate()
+    if cfg.init and resume is None:
+        from rustlab.training.init import apply_init
+
+        apply_init(cfg)  # its model, config and input size
     spec = get_model_spec(cfg.model)
     task = get_task(spec.task)
     check_mode(cfg.tta, task.dense_output)  # before any data is read: a classifier has no flips to average
@@ -175,6 +179,10 @@ class _Run:
 
             model.to(memory_format=torch.channels_last)
         self.closed_form = is_closed_form(model)
+        if cfg.init and state is None:
+            from rustlab.training.init import load_init_weights
+
+            load_init_weights(model, cfg, data.source.class_names, self.closed_form)
         if self.closed_form:
             net = model  # every rank fits the same data identically; DDP refuses a model with nothing to train
         else:
@@ -300,7 +308,8 @@ class _Run:
     def _epoch(self, epoch: int, stopper, metrics_file) -> str:
         """Train and validate one epoch, then commit it; "continue", "stop" or "interrupted"."""
         from rustlab.device import mix_seed, seed_everything
-        from rustlab.training import fit_closed_form, train_one_epoch
+        from rustlab.training import train_one_epoch
+        from rustlab.training.step import closed_form_epoch
 
         cfg, dist, progress, task = self.cfg, self.dist, self.progress, self.task
         start = time.perf_counter()
@@ -313,13 +322,8 @@ class _Run:
 
             bar = tqdm(total=len(self.loader), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
         if self.closed_form:
-            from rustlab.training.data import balance_groups, image_sources
-
-            train, examples = self.data.decoded["train"], self.data.splits["train"]
-            train_metrics = fit_closed_form(self.model, train, task, self.device, self.rust_index,
-                                            self.preprocessing, cfg.amp, self.log,
-                                            balance_groups(train, cfg.balance, examples),
-                                            image_sources(train, examples))
+            train_metrics = closed_form_epoch(self.model, self.data, cfg, task, self.device, self.rust_index,
+                                              self.preprocessing, self.log)
         else:
             train_metrics = train_one_epoch(self.step, self.loader, self.rust_index, bar, dist=dist, stop=stopper)
         if bar is not None:
