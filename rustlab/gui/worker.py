@@ -313,8 +313,10 @@ def model_summary(meta: dict, monitor: str = "accuracy") -> str:
               if isinstance(val.get(key), (int, float))]
     if scores:
         # the data it was measured on: 91 % on synthetic images says little about real photos
-        spec = str((meta.get("data") or {}).get("spec") or "")
-        source = f" on {Path(spec).name or spec}" if spec else ""
+        data = meta.get("data") or {}
+        specs = [str(s["spec"]) for s in data.get("sources") or []] or [str(data.get("spec") or "")]
+        names = [Path(s).name or s for s in specs if s]
+        source = f" on {' + '.join(names)}" if names else ""  # every source: validation spans them all
         parts.append("validation " + ", ".join(scores) + source)
     calibration = meta.get("calibration") or {}
     if calibration and calibration.get("fitted", True):
