@@ -262,8 +262,11 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
 
         from rustlab.inference.pipeline import list_images
 
-        predictor = Predictor(_model_or_default(checkpoint), device=device, tta=tta, engine=engine,
-                              photos=len(list_images(images)))
+        from rustlab.inference.sharded import Shard
+
+        shard = Shard.from_env()  # under torchrun: this process's GPU, its share of the photos
+        predictor = Predictor(_model_or_default(checkpoint), device=shard.device(device), tta=tta, engine=engine,
+                              photos=len(shard.take(list_images(images))))
         if predictor.note:
             click.echo(f"note: {predictor.note}", err=True)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,

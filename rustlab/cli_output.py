@@ -144,16 +144,23 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
     from rustlab.inference.pipeline import list_images
     from rustlab.inference.results_file import ResultsFile, error_row, prediction_row, source_key
 
+    from rustlab.inference.sharded import Shard
+
     if out_dir is not None:
         out_dir = mask_output_dir(predictor, out_dir)
     files = list_images(images)
     if not files:
         fail("no images found in the given paths")
-    results = ResultsFile(results_path, predictor.class_names, resume) if results_path else None
-    todo = files
+    shard = Shard.from_env()  # under torchrun: this process's share, its own part of --results
+    if shard.sharded and results_path is None:
+        fail("under torchrun, give --results FILE.csv|.jsonl: each process writes its part, merged at the end")
+    mine = shard.take(files)
+    part = shard.part(results_path) if shard.sharded else results_path
+    results = ResultsFile(part, predictor.class_names, resume) if results_path else None
+    todo = mine
     if results is not None and results.rows_before:
-        todo = [f for f in files if source_key(f) not in results.done]
-        click.echo(f"--resume: {len(files) - len(todo)} of {len(files)} image(s) already in {results_path}, "
+        todo = [f for f in mine if source_key(f) not in results.done]
+        click.echo(f"--resume: {len(mine) - len(todo)} of {len(mine)} image(s) already in {part}, "
                    f"{len(todo)} to predict", err=True)
     bar = tqdm(total=len(todo), unit="img", file=sys.stderr, disable=not sys.stderr.isatty() or not todo,
                dynamic_ncols=True, smoothing=0.05)
@@ -194,7 +201,15 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
     if out_dir is not None and used_names:
         click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
     if results is not None:
-        click.echo(f"{total} row(s) written to {results_path}", err=True)
+        click.echo(f"{total} row(s) written to {part}", err=True)
+    if shard.sharded:
+        shard.wait_for_all()
+        if shard.rank != 0:
+            return
+        merged = shard.merge(results_path, files, predictor.class_names)  # every part, in input order
+        click.echo(f"merged {merged['rows']} row(s) of {shard.world} parts into {results_path}"
+                   + (f"; {merged['missing']} photo(s) in no part" if merged["missing"] else ""), err=True)
+        failed, total = merged["errors"], merged["rows"]
     if failed:
         click.echo(f"{failed} of {total} image(s) could not be read", err=True)
         sys.exit(EXIT_PARTIAL if failed < total else EXIT_ERROR)

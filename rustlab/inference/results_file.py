@@ -45,9 +45,9 @@ def source_key(source: str) -> str:
 class ResultsFile:
     """Append-only rows, flushed per row. ``done`` holds the source keys already in the file."""
 
-    def __init__(self, path, class_names, resume: bool = False):
+    def __init__(self, path, class_names, resume: bool = False, suffix: str | None = None):
         self.path = Path(path)
-        self.format = FORMATS.get(self.path.suffix.lower())
+        self.format = FORMATS.get((suffix or self.path.suffix).lower())  # suffix: of a temporary file's target
         if self.format is None:
             raise RustlabError(f"--results {self.path}: expected a .csv or .jsonl file name")
         self.fields = BASE_FIELDS + [f"prob_{c}" for c in class_names] + FILE_FIELDS
@@ -129,6 +129,19 @@ class ResultsFile:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def read_rows(path) -> list[dict]:
+    """The complete rows of a results file (CSV: flat columns; JSONL: as written); none where it
+    does not exist. A last line cut off by a kill is left out."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    text = raw[: raw.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+    if FORMATS.get(path.suffix.lower()) == "csv":
+        return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _cell(value):
