@@ -236,11 +236,14 @@ def evaluate_cmd(checkpoint, data, split, corrections, device, tta, as_json, eng
                    "(a killed run keeps its rows).")
 @click.option("--resume", is_flag=True,
               help="With --results: skip the files already in it and append the rest.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, metavar="FILE.html",
+              help="Also write one self-contained page to look at: photos sorted by rust, thumbnails, "
+                   "where the rust is, grades, filters.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Threads decoding ahead of the model (0: decode between batches). [default: cores, at most 4]")
 @ENGINE_OPTION
 def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json, out_dir, results_path, resume,
-                workers, engine):
+                report, workers, engine):
     """Label and confidence for each image, one line each (plus rust area % for segmentation models).
 
     Photos decode in parallel with the model; a progress bar with img/s shows on a terminal.
@@ -270,7 +273,7 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
         if predictor.note:
             click.echo(f"note: {predictor.note}", err=True)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
-                results_path=results_path, resume=resume, workers=workers)
+                results_path=results_path, resume=resume, workers=workers, report=report)
 
 
 @cli.command("export")

@@ -132,7 +132,7 @@ def write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
 
 
 def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = False, out_dir=None,
-                results_path=None, resume: bool = False, workers: int | None = None) -> None:
+                results_path=None, resume: bool = False, workers: int | None = None, report=None) -> None:
     """`rustlab predict`: stream predictions in input order to stdout, the --results file and the
     --out mask folder; a progress bar with img/s on stderr when it is a terminal. Exits 3 when
     some images could not be read, 1 when none could."""
@@ -143,7 +143,6 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
     from rustlab.errors import ImageError
     from rustlab.inference.pipeline import list_images
     from rustlab.inference.results_file import ResultsFile, error_row, prediction_row, source_key
-
     from rustlab.inference.sharded import Shard
 
     if out_dir is not None:
@@ -154,6 +153,14 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
     shard = Shard.from_env()  # under torchrun: this process's share, its own part of --results
     if shard.sharded and results_path is None:
         fail("under torchrun, give --results FILE.csv|.jsonl: each process writes its part, merged at the end")
+    if report and (shard.sharded or resume):  # the page shows what this process predicted, so: all of it
+        fail(f"--report and {'torchrun' if shard.sharded else '--resume'}: the report would hold only part of "
+             "the photos; write it from a run of one process over the whole folder")
+    builder = None
+    if report:
+        from rustlab.inference.report import ReportBuilder
+
+        builder = ReportBuilder(predictor, report)  # a bad file name fails before any prediction
     mine = shard.take(files)
     part = shard.part(results_path) if shard.sharded else results_path
     results = ResultsFile(part, predictor.class_names, resume) if results_path else None
@@ -177,6 +184,8 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
         for result in predictor.predict_many(todo, batch_size=batch_size, workers=workers):
             total += 1
             bar.update(1)
+            if builder is not None:
+                builder.add(result)
             if isinstance(result, ImageError):
                 failed += 1
                 row = error_row(result)
@@ -192,7 +201,10 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
             if as_json:
                 say(json.dumps({**result.to_dict(), **files_out}))
             else:
-                area = f"  area {100 * result.rust_area:5.1f}%" if result.rust_area is not None else ""
+                area = ""
+                if result.rust_area is not None:  # a segmenter: the rusted share and its grades
+                    g = result.to_dict()
+                    area = f"  area {100 * result.rust_area:5.1f}%  ASTM D610 {g['astm_d610']:>2}  {g['iso_4628_3']}"
                 say(f"{result.label:<10} {result.confidence:6.3f}{area}  {result.source}")
     finally:  # also on Ctrl-C: every row so far is in the file
         bar.close()
@@ -202,6 +214,8 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
         click.echo(f"wrote {len(used_names)} mask(s) and overlay(s) to {out_dir}", err=True)
     if results is not None:
         click.echo(f"{total} row(s) written to {part}", err=True)
+    if builder is not None:
+        click.echo(f"report: {builder.write()} ({len(builder.rows)} photos)", err=True)
     if shard.sharded:
         shard.wait_for_all()
         if shard.rank != 0:

@@ -124,7 +124,10 @@ class DetailPanel(tk.Frame):
         self.overlay_shown = False
         if row.status == DONE and picture is not None:
             if row.mask is not None:
-                caption = f"Rust area {format_percent(row.rust_area)} of the image (segmentation mask)."
+                from rustlab.inference.grade import astm_d610, iso_4628_3
+
+                caption = (f"Rust area {format_percent(row.rust_area)} of the image (segmentation mask): "
+                           f"ASTM D610 grade {astm_d610(row.rust_area)}, ISO 4628-3 {iso_4628_3(row.rust_area)}.")
                 if overlay:
                     picture = render.mask_overlay(picture, row.mask, row.mask_threshold)
                     self.overlay_shown = True

@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+# Grad-CAM heat over a photo: drawn as the predict report draws it (rustlab.inference.overlay)
+from rustlab.inference.overlay import heat_overlay  # noqa: F401 - the window's name for it
+
 THUMB = 56  # list thumbnails (px, longest side)
 PREVIEW = 480  # the large preview as stored (px, longest side); the panel fits it to its size
 
@@ -64,32 +67,6 @@ def placeholder(size: int) -> Image.Image:
     draw.rectangle([c - w, top + s * 0.3, c + w, base - s * 0.33], fill="white")
     draw.ellipse([c - w * 1.3, base - s * 0.22, c + w * 1.3, base - s * 0.22 + 2.6 * w], fill="white")
     return tile
-
-
-def _heat_colors(values: np.ndarray) -> np.ndarray:
-    """[0, 1] -> RGB uint8 on a dark-blue-to-yellow ramp that stays readable over steel greys."""
-    stops = np.array([[0.0, 0, 0, 90], [0.35, 120, 0, 160], [0.65, 230, 60, 40], [1.0, 255, 235, 60]])
-    v = np.clip(values, 0, 1)
-    return np.stack([np.interp(v, stops[:, 0], stops[:, c]) for c in (1, 2, 3)], axis=-1).astype(np.uint8)
-
-
-def _upsample(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A small float map (model input size) stretched to ``size`` = (width, height), as the model
-    squeezed the photo to a square."""
-    img = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
-    return np.asarray(img)
-
-
-def heat_overlay(image: Image.Image, heat: np.ndarray, strength: float = 1.0) -> Image.Image:
-    """Grad-CAM heat over the photo. Opacity grows with the heat and with ``strength`` (the rust
-    probability), so a photo the model calls clean shows almost no colour even though every
-    Grad-CAM map is scaled to a maximum of 1."""
-    h = _upsample(heat, image.size)
-    # the weakest 15 % of the map stays clear: a faint tint everywhere would hide the photo
-    alpha = (np.clip((h - 0.15) / 0.85, 0, 1) * 0.7 * float(np.clip(strength, 0, 1)))[..., None]
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    out = base * (1 - alpha) + _heat_colors(h).astype(np.float32) * alpha
-    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
 
 
 def mask_overlay(image: Image.Image, mask: np.ndarray, threshold: float = 0.5) -> Image.Image:

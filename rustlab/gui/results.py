@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rustlab.inference.grade import grades
+
 QUEUED, DONE, ERROR, CANCELLED = "queued", "done", "error", "cancelled"
 
 CSV_COLUMNS = ("file", "status", "label", "is_rust", "confidence", "rust_probability", "rust_area",
-               "seconds", "width", "height", "model", "checkpoint", "error")
+               "astm_d610", "iso_4628_3", "seconds", "width", "height", "model", "checkpoint", "error")
 
 
 @dataclass
@@ -50,7 +52,8 @@ class ResultRow:
             "file": self.source, "status": self.status, "label": self.label,
             "is_rust": "" if self.is_rust is None else int(self.is_rust),
             "confidence": _num(self.confidence), "rust_probability": _num(self.rust_probability),
-            "rust_area": _num(self.rust_area), "seconds": _num(self.seconds, 4),
+            "rust_area": _num(self.rust_area), **{k: "" if v is None else v for k, v in grades(self.rust_area).items()},
+            "seconds": _num(self.seconds, 4),
             "width": w or "", "height": h or "", "model": self.model, "checkpoint": self.checkpoint,
             "error": self.error,
         }

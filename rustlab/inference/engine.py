@@ -67,8 +67,9 @@ class OnnxRunner:
         if threads:
             options.intra_op_num_threads = int(threads)
         # Idle intra-op threads sleep instead of spinning: the folder pipeline's decode threads
-        # share these cores. Measured with the recommended model (docs/benchmarks.md): folder
-        # predict 135 vs 117 img/s on web photos, single photos no slower.
+        # share these cores. Measured on 2 cores (2026-12-08, one run each): the 96 px CNN's folder
+        # predict on web photos 566 img/s against 411 spinning; the recommended model's within the
+        # run-to-run noise (117-153 img/s either way), its single-photo latency no slower.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -40,7 +40,13 @@ class Prediction:
     image_size: tuple | None = None  # (width, height) of the decoded image
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "mask"}
+        """Every field but the mask; a segmenter's also its rust grades (rustlab.inference.grade)."""
+        out = {k: v for k, v in self.__dict__.items() if k != "mask"}
+        if self.rust_area is not None:
+            from rustlab.inference.grade import grades
+
+            out.update(grades(self.rust_area))
+        return out
 
 
 def make_prediction(result: dict, source: str, size, seconds: float) -> Prediction:

@@ -18,8 +18,8 @@ from rustlab.errors import RustlabError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # CSV columns before the per-class probabilities (prob_<class>) and the mask files
-BASE_FIELDS = ["source", "label", "is_rust", "confidence", "rust_probability", "rust_area", "decoded_width",
-               "decoded_height", "seconds", "error"]
+BASE_FIELDS = ["source", "label", "is_rust", "confidence", "rust_probability", "rust_area", "astm_d610", "iso_4628_3",
+               "decoded_width", "decoded_height", "seconds", "error"]
 FILE_FIELDS = ["mask_png", "overlay_png"]
 
 
