@@ -252,6 +252,7 @@ readHash(); render();
 </body></html>
 """
 
+
 def _number(value) -> float | None:
     """A finite float, or None (JSON has no NaN; the page shows "-")."""
     try:
