@@ -268,12 +268,14 @@ def predict_cmd(checkpoint, onnx_path, images, device, tta, batch_size, as_json,
         from rustlab.inference.sharded import Shard
 
         shard = Shard.from_env()  # under torchrun: this process's GPU, its share of the photos
+        images = list_images(images)  # listed once: the job's size picks the engine, run_predict reads the list
         predictor = Predictor(_model_or_default(checkpoint), device=shard.device(device), tta=tta, engine=engine,
-                              photos=len(shard.take(list_images(images))))
+                              photos=len(shard.take(images)))
         if predictor.note:
             click.echo(f"note: {predictor.note}", err=True)
     run_predict(predictor, images, batch_size=batch_size, as_json=as_json, out_dir=out_dir,
-                results_path=results_path, resume=resume, workers=workers, report=report)
+                results_path=results_path, resume=resume, workers=workers, report=report,
+                listed=onnx_path is None)
 
 
 @cli.command("export")

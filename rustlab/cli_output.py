@@ -132,10 +132,12 @@ def write_mask_files(predictor, result, out_dir, used_names: set) -> dict:
 
 
 def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = False, out_dir=None,
-                results_path=None, resume: bool = False, workers: int | None = None, report=None) -> None:
+                results_path=None, resume: bool = False, workers: int | None = None, report=None,
+                listed: bool = False) -> None:
     """`rustlab predict`: stream predictions in input order to stdout, the --results file and the
     --out mask folder; a progress bar with img/s on stderr when it is a terminal. Exits 3 when
-    some images could not be read, 1 when none could."""
+    some images could not be read, 1 when none could. ``listed``: ``images`` is already
+    ``list_images``' list (a million-file folder is not walked twice)."""
     import json
 
     from tqdm import tqdm
@@ -147,7 +149,7 @@ def run_predict(predictor, images, *, batch_size: int = 16, as_json: bool = Fals
 
     if out_dir is not None:
         out_dir = mask_output_dir(predictor, out_dir)
-    files = list_images(images)
+    files = list(images) if listed else list_images(images)
     if not files:
         fail("no images found in the given paths")
     shard = Shard.from_env()  # under torchrun: this process's share, its own part of --results

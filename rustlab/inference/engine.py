@@ -100,7 +100,7 @@ def _matches(runner, model, size: int) -> bool:
     return float((got - expected).abs().max()) <= PARITY_TOLERANCE * scale
 
 
-def onnx_runner(checkpoint, model, meta: dict, threads: int | None = None) -> OnnxRunner:
+def onnx_runner(checkpoint, model, meta: dict, threads: int | None = None, path: Path | None = None) -> OnnxRunner:
     """The cached export of ``checkpoint`` opened in onnxruntime, made first where it is not
     cached; checked against ``model`` (the PyTorch model, test-time flips included) on one input.
     Raises RustlabError with the reason where onnxruntime cannot serve it."""
@@ -109,7 +109,7 @@ def onnx_runner(checkpoint, model, meta: dict, threads: int | None = None) -> On
     missing = _missing_modules()
     if missing:
         raise RustlabError(f"{', '.join(missing)} not installed")
-    path = cache_path(checkpoint, meta["tta"])
+    path = path or cache_path(checkpoint, meta["tta"])  # ``path``: the caller hashed the checkpoint already
     size = int(meta["preprocessing"]["image_size"])
     for attempt in range(2):
         if attempt or not path.is_file():
@@ -153,11 +153,12 @@ def choose_runner(checkpoint, model, meta: dict, device, engine: str = "auto", c
     engine = resolve_engine(engine)
     note = None
     small = photos is not None and photos < EXPORT_PAYS_FROM
-    if engine == "auto" and device.type == "cpu" and small and not cache_path(checkpoint, meta["tta"]).is_file():
+    cached = cache_path(checkpoint, meta["tta"]) if engine != "torch" and device.type == "cpu" else None
+    if engine == "auto" and cached is not None and small and not cached.is_file():
         engine = "torch"  # not worth an export now: no note, this is the choice, not a fallback
     if engine != "torch" and device.type == "cpu":
         try:
-            return onnx_runner(checkpoint, model, meta, threads), None
+            return onnx_runner(checkpoint, model, meta, threads, cached), None
         except RustlabError as exc:
             if engine == "onnx":
                 raise RustlabError(f"--engine onnx: {exc}") from None

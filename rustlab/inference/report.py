@@ -63,16 +63,19 @@ class ReportBuilder:
         row.setdefault("astm_d610", None)
         row.setdefault("iso_4628_3", None)
         try:
-            picture = open_rgb(result.source, draft_size=THUMB)  # JPEG draft: a reduced decode, fast
+            # decoded once, as the prediction decoded it (JPEG draft at the model's size): Grad-CAM
+            # reads this image, the thumbnail is shrunk from it
+            decoded = open_rgb(result.source, draft_size=max(THUMB, self.predictor.image_size))
         except ImageError:
             self.rows.append(row)  # read once for the prediction, gone since: the row without pictures
             return
+        picture = decoded.copy()
         picture.thumbnail((THUMB, THUMB))
         row["thumb"] = _data_uri(picture)
         if result.mask is not None:
             row["overlay"], row["overlay_kind"] = _data_uri(overlay(picture, result.mask)), "mask"
         elif self.explainer is not None and result.is_rust:
-            heat = self.explainer.rust_heatmap(result.source)
+            heat = self.explainer.rust_heatmap(decoded, result.source)
             row["overlay"] = _data_uri(heat_overlay(picture, heat, result.rust_probability))
             row["overlay_kind"] = "grad-cam"
         self.rows.append(row)
