@@ -159,7 +159,6 @@ def restore_model(path):
     except (RustlabError, KeyError):
         raise CheckpointError(f"{meta['path']}: unknown task {meta.get('task')!r} (damaged metadata?)") from None
     meta["tta"] = meta.get("tta", "none")  # checkpoints from before test-time flips have none
-    meta["dense_output"] = dense
     check_mode(meta["tta"], dense, where=f"{meta['path']}: recorded tta")
     return model, meta
 
@@ -195,7 +194,7 @@ def slim_checkpoint(source, out, extra_meta: dict | None = None) -> dict:
     record = {"tensors": len(omitted), "values": int(sum(state[k].numel() for k in omitted)),
               "sha256": tensors_sha256(state, omitted), "plugin": meta.get("plugin")}
     kept = {f"model.{k}": v for k, v in state.items() if k not in set(omitted)}
-    meta = {k: v for k, v in meta.items() if k not in ("path", "dense_output", "format", "format_version",
+    meta = {k: v for k, v in meta.items() if k not in ("path", "format", "format_version",
                                                         "rustlab_version")}
     save_checkpoint(out, kept, {**meta, **(extra_meta or {}), "starting_weights": record})
     return record
